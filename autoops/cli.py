@@ -1,0 +1,284 @@
+"""Command line: parse, call the library, render, map errors to exit statuses.
+
+``main()`` is the console-script entry point (it exits); ``program()`` does the work
+and returns an :class:`ExitStatus`, so tests call it with their own streams.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from autoops import __version__, render
+from autoops.audit import RECORD_TYPES, Query, parse_since
+from autoops.catalog import parse_assignments
+from autoops.engine import Autoops, RunRequest
+from autoops.errors import AutoopsError, BadInputError
+from autoops.plan import Plan
+from autoops.policy import Decision, Outcome
+from autoops.settings import Settings
+from autoops.status import ExitStatus
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so usage errors get our exit status."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        raise BadInputError(f"{self.prog}: {message}", remedy=f"Run `{self.prog} --help`.")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print exactly one JSON document")
+    parser = _Parser(prog="autoops", description="Allowlisted, policy-gated, audited operations.",
+                     parents=[common])
+    parser.add_argument("--version", action="version", version=f"autoops {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    sub.add_parser("list", parents=[common], help="allowlisted actions")
+    show = sub.add_parser("show", parents=[common], help="one action: parameters and policy")
+    show.add_argument("action")
+
+    target = argparse.ArgumentParser(add_help=False)
+    target.add_argument("action")
+    target.add_argument("--env", required=True, help="local, staging, production, …")
+    target.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE")
+    target.add_argument("--limit", help="Ansible host pattern within the environment")
+    target.add_argument("--check", action="store_true", help="Ansible check mode with diff")
+    target.add_argument("--actor", help="who is acting (default: the OS user)")
+    sub.add_parser("plan", parents=[common, target], help="validate and decide, run nothing")
+    sub.add_parser("run", parents=[common, target], help="plan, get approval, execute")
+
+    audit = sub.add_parser("audit", parents=[common], help="read and verify the audit log")
+    asub = audit.add_subparsers(dest="audit_command", required=True, parser_class=_Parser)
+    tail = asub.add_parser("tail", parents=[common], help="the newest records")
+    tail.add_argument("-n", type=int, default=20)
+    query = asub.add_parser("query", parents=[common], help="records matching filters")
+    query.add_argument("--action")
+    query.add_argument("--env")
+    query.add_argument("--actor")
+    query.add_argument("--run", dest="run_id")
+    query.add_argument("--type", dest="types", action="append", choices=RECORD_TYPES, default=[])
+    query.add_argument("--since", help="24h, 30m, 7d or an ISO 8601 time")
+    query.add_argument("-n", type=int, default=None, help="at most the newest N")
+    show_run = asub.add_parser("show", parents=[common], help="every record of one run")
+    show_run.add_argument("run_id")
+    asub.add_parser("verify", parents=[common], help="check the hash chain")
+    return parser
+
+
+class Output:
+    """Where a command's output goes: text lines, or one JSON document at the end."""
+
+    def __init__(self, json_mode: bool, out: TextIO, err: TextIO) -> None:
+        self.json_mode, self.out, self.err = json_mode, out, err
+
+    def text(self, text: str) -> None:
+        if not self.json_mode:
+            self.out.write(text + "\n")
+            self.out.flush()
+
+    def document(self, doc: Any) -> None:
+        if self.json_mode:
+            self.out.write(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def program(argv: Sequence[str], out: TextIO, err: TextIO, stdin: TextIO,
+            settings: Settings | None = None) -> ExitStatus:
+    json_mode = "--json" in argv
+    output = Output(json_mode, out, err)
+    try:
+        args = build_parser().parse_args(argv)
+        app = Autoops(settings or Settings.from_environ())
+        return COMMANDS[args.command](app, args, output, stdin)
+    except AutoopsError as exc:
+        return report_error(exc, output)
+    except KeyboardInterrupt:
+        err.write("interrupted\n")
+        return ExitStatus.INTERRUPTED
+
+
+def report_error(exc: AutoopsError, output: Output) -> ExitStatus:
+    if output.json_mode:
+        output.document({"error": exc.to_dict(), **exc.details})
+    else:
+        output.err.write(render.error_text(exc) + "\n")
+    return exc.status
+
+
+def cmd_list(app: Autoops, _args: argparse.Namespace, output: Output, _in: TextIO) -> ExitStatus:
+    actions = list(app.catalog.actions.values())
+    output.text(render.action_list(actions))
+    output.document({"actions": [
+        {"name": a.name, "risk": a.risk.name, "environments": list(a.environments),
+         "description": a.description, "aliases": list(a.aliases)} for a in actions]})
+    return ExitStatus.OK
+
+
+def cmd_show(app: Autoops, args: argparse.Namespace, output: Output, _in: TextIO) -> ExitStatus:
+    action = app.catalog.get(args.action)
+    schemas = {"*": action.schema_for(None)} | {
+        env: action.schema_for(env) for env in action.environments}
+    by_env = app.policy_by_env(action.name)
+    output.text(render.action_detail(action, schemas, by_env))
+    output.document({
+        "name": action.name, "description": action.description, "playbook": action.playbook,
+        "risk": action.risk.name, "environments": list(action.environments),
+        "check_mode": action.check_mode, "rollback": action.rollback,
+        "aliases": list(action.aliases), "params_schema": schemas["*"],
+        "params_schema_by_env": {k: v for k, v in schemas.items() if k != "*"},
+        "policy": by_env})
+    return ExitStatus.OK
+
+
+def _request(args: argparse.Namespace) -> RunRequest:
+    return RunRequest(action=args.action, env=args.env, params=parse_assignments(args.param),
+                      limit=args.limit, check_mode=args.check, actor=args.actor)
+
+
+def cmd_plan(app: Autoops, args: argparse.Namespace, output: Output, stdin: TextIO) -> ExitStatus:
+    if args.check:
+        return cmd_run(app, args, output, stdin)
+    the_plan, decision = app.plan(_request(args))
+    output.text(render.plan_text(the_plan.to_dict(), decision.to_dict()))
+    output.document({"plan": the_plan.to_dict(), "decision": decision.to_dict()})
+    return {Outcome.ALLOWED: ExitStatus.OK, Outcome.DENIED: ExitStatus.DENIED,
+            Outcome.APPROVAL_REQUIRED: ExitStatus.APPROVAL_REQUIRED}[decision.outcome]
+
+
+def cmd_run(app: Autoops, args: argparse.Namespace, output: Output, stdin: TextIO) -> ExitStatus:
+    confirm = _terminal_confirm(output, stdin) if stdin.isatty() else None
+    with _cancel_on_signals() as cancelled:
+        result = app.run(_request(args), confirm=confirm,
+                         on_result=lambda r: output.text(render.result_line(r)),
+                         cancel=cancelled.is_set)
+    doc = result.to_dict()
+    output.text(render.run_summary(doc))
+    if result.error is not None and not output.json_mode:
+        output.err.write(render.error_text(result.error) + "\n")
+    output.document(doc)
+    return result.status
+
+
+def _terminal_confirm(output: Output, stdin: TextIO) -> Callable[[Plan, Decision], str | None]:
+    def confirm(plan: Plan, decision: Decision) -> str | None:
+        output.err.write(render.plan_text(plan.to_dict(), decision.to_dict()) + "\n\n")
+        output.err.write(f"This needs confirmation. Type the environment name ({plan.env}) "
+                         "to run it, anything else to cancel: ")
+        output.err.flush()
+        line = stdin.readline()
+        return line.rstrip("\n") if line else None
+    return confirm
+
+
+@contextmanager
+def _cancel_on_signals() -> Iterator[threading.Event]:
+    """SIGINT/SIGTERM ask the runner to cancel instead of killing us mid-record."""
+    event = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield event
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, lambda _s, _f: event.set())
+    try:
+        yield event
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def cmd_audit(app: Autoops, args: argparse.Namespace, output: Output, _in: TextIO) -> ExitStatus:
+    sub = args.audit_command
+    if sub == "verify":
+        app.recover_interrupted()
+        report = app.audit.verify()
+        if report.ok:
+            output.text(f"audit log OK: {report.records} records, chain intact "
+                        f"({app.settings.audit_path})")
+        else:
+            output.err.write(f"audit log BROKEN at seq {report.first_bad_seq}: {report.problem}\n")
+        output.document(report.to_dict())
+        return ExitStatus.OK if report.ok else ExitStatus.INTERNAL_ERROR
+    if sub == "tail":
+        records = app.audit_query(Query(), limit=max(args.n, 1))
+    elif sub == "show":
+        records = app.audit_query(Query(run_id=args.run_id))
+        if not records:
+            raise BadInputError(f"no audit records for run {args.run_id!r}",
+                                remedy="`autoops audit tail` lists recent run ids.")
+    else:
+        try:
+            since = parse_since(args.since, datetime.now(UTC)) if args.since else None
+        except ValueError as exc:
+            raise BadInputError(str(exc)) from None
+        records = app.audit_query(Query(action=args.action, env=args.env, actor=args.actor,
+                                        run_id=args.run_id, types=args.types, since=since),
+                                  limit=args.n)
+    output.text("\n".join(render.audit_record(r) for r in records) or "no records")
+    output.document({"records": records})
+    return ExitStatus.OK
+
+
+COMMANDS: dict[str, Callable[[Autoops, argparse.Namespace, Output, TextIO], ExitStatus]] = {
+    "list": cmd_list, "show": cmd_show, "plan": cmd_plan, "run": cmd_run, "audit": cmd_audit,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return int(program(sys.argv[1:] if argv is None else argv, sys.stdout, sys.stderr, sys.stdin))
+
+
+VM_SAFE_USAGE = """usage: vm-safe VERB HOST [KEY=VALUE ...] [--env ENV] [--check] [--json]
+
+The short form of `autoops run` for one host: VERB is an action's vm-safe verb
+(see `autoops show ACTION`), HOST must match exactly one inventory host, and
+ENV defaults to local (never production)."""
+
+
+def vm_safe_argv(argv: Sequence[str]) -> list[str]:
+    """Translate ``vm-safe VERB HOST k=v … [--env E]`` into ``autoops run`` arguments."""
+    words = list(argv)
+    if not words or words[0] in {"-h", "--help"}:
+        raise BadInputError("vm-safe needs a verb and a host", remedy=VM_SAFE_USAGE)
+    flags = [w for w in words if w.startswith("--")]
+    env = "local"
+    if "--env" in words:
+        idx = words.index("--env")
+        if idx + 1 >= len(words):
+            raise BadInputError("--env needs a value", remedy=VM_SAFE_USAGE)
+        env = words[idx + 1]
+        del words[idx:idx + 2]
+        flags.remove("--env")
+    positional = [w for w in words if not w.startswith("--")]
+    unknown = set(flags) - {"--check", "--json"}
+    if unknown or len(positional) < 2:
+        raise BadInputError(f"vm-safe: cannot read {' '.join(argv)!r}", remedy=VM_SAFE_USAGE)
+    verb, host, *pairs = positional
+    if any(ch in host for ch in ":&!*,[]~^$"):
+        raise BadInputError(f"vm-safe acts on one host; {host!r} is a pattern",
+                            remedy="Use `autoops run --limit PATTERN` for several hosts.")
+    out = ["run", verb, "--env", env, "--limit", host, *flags]
+    for pair in pairs:
+        out += ["-p", pair]
+    return out
+
+
+def vm_safe_program(argv: Sequence[str], out: TextIO, err: TextIO, stdin: TextIO) -> ExitStatus:
+    try:
+        translated = vm_safe_argv(argv)
+    except AutoopsError as exc:
+        return report_error(exc, Output("--json" in argv, out, err))
+    return program(translated, out, err, stdin)
+
+
+def vm_safe_main(argv: Sequence[str] | None = None) -> int:
+    return int(vm_safe_program(sys.argv[1:] if argv is None else argv,
+                               sys.stdout, sys.stderr, sys.stdin))

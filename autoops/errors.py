@@ -1,0 +1,137 @@
+"""One exception root with a stable code, a one-line remedy and an exit status.
+
+Every error an operator can meet is an :class:`AutoopsError` subclass; the CLI maps
+them to exit statuses without knowing any of them by name.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from autoops.status import ExitStatus
+
+
+class AutoopsError(Exception):
+    """Root of every error autoops reports to a user."""
+
+    code: ClassVar[str] = "AUTOOPS-INTERNAL"
+    status: ClassVar[ExitStatus] = ExitStatus.INTERNAL_ERROR
+    default_remedy: ClassVar[str] = "This is a bug in autoops; report it with the command you ran."
+
+    def __init__(self, message: str, *, remedy: str | None = None,
+                 details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.remedy = remedy or self.default_remedy
+        self.details = details or {}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Render for ``--json`` output and audit records."""
+        return {
+            "code": self.code,
+            "message": self.message,
+            "remedy": self.remedy,
+            "exit_status": int(self.status),
+        }
+
+
+class BadInputError(AutoopsError):
+    """Input that autoops refuses before anything runs."""
+
+    code = "AUTOOPS-BAD-INPUT"
+    status = ExitStatus.BAD_INPUT
+    default_remedy = "Check the command line against `autoops --help`."
+
+
+class ActionUnknownError(BadInputError):
+    code = "AUTOOPS-ACTION-UNKNOWN"
+    default_remedy = "Run `autoops list` to see the allowlisted actions."
+
+
+class ParamInvalidError(BadInputError):
+    code = "AUTOOPS-PARAM-INVALID"
+    default_remedy = "Run `autoops show ACTION` to see the parameters and their rules."
+
+
+class EnvUnknownError(BadInputError):
+    code = "AUTOOPS-ENV-UNKNOWN"
+    default_remedy = "Use an environment declared in policy.yml with a directory under inventories/."
+
+
+class LimitNoHostsError(BadInputError):
+    code = "AUTOOPS-LIMIT-NO-HOSTS"
+    default_remedy = "Check --limit against the hosts in the environment's inventory."
+
+
+class InventoryInvalidError(BadInputError):
+    code = "AUTOOPS-INVENTORY-INVALID"
+    default_remedy = "Fix the inventory; `ansible-inventory -i inventories/ENV --graph` shows it."
+
+
+class CatalogInvalidError(BadInputError):
+    code = "AUTOOPS-CATALOG-INVALID"
+    default_remedy = "Fix catalog.yml at the line shown; the README documents its keys."
+
+
+class PolicyInvalidError(BadInputError):
+    code = "AUTOOPS-POLICY-INVALID"
+    default_remedy = "Fix policy.yml at the line shown; the README documents its keys."
+
+
+class CheckUnsupportedError(BadInputError):
+    code = "AUTOOPS-CHECK-UNSUPPORTED"
+    default_remedy = "This action's playbook does not support check mode; run `autoops plan` without --check."
+
+
+class PolicyDeniedError(AutoopsError):
+    code = "AUTOOPS-POLICY-DENIED"
+    status = ExitStatus.DENIED
+    default_remedy = "The policy forbids this; `autoops plan` names the rule that decided."
+
+
+class ApprovalRequiredError(AutoopsError):
+    code = "AUTOOPS-APPROVAL-REQUIRED"
+    status = ExitStatus.APPROVAL_REQUIRED
+    default_remedy = "Run it from a terminal and type the environment name to confirm."
+
+
+class ConfirmationMismatchError(ApprovalRequiredError):
+    code = "AUTOOPS-CONFIRMATION-MISMATCH"
+    default_remedy = "Nothing ran. Type the environment name exactly to confirm."
+
+
+class PlaybookFailedError(AutoopsError):
+    code = "AUTOOPS-PLAYBOOK-FAILED"
+    status = ExitStatus.PLAYBOOK_FAILED
+    default_remedy = "Read the failed tasks above, or `autoops audit show RUN_ID`."
+
+
+class HostsUnreachableError(AutoopsError):
+    code = "AUTOOPS-HOSTS-UNREACHABLE"
+    status = ExitStatus.UNREACHABLE
+    default_remedy = "Check that the hosts are up and reachable over SSH, then run again."
+
+
+class InterruptedRunError(AutoopsError):
+    code = "AUTOOPS-INTERRUPTED"
+    status = ExitStatus.INTERRUPTED
+    default_remedy = "The run was cancelled; `autoops audit show RUN_ID` shows what had run."
+
+
+class AuditBrokenError(AutoopsError):
+    """The audit log cannot be trusted or written: nothing may run (fail closed)."""
+
+    code = "AUTOOPS-AUDIT-BROKEN"
+    default_remedy = "Run `autoops audit verify` and restore the log from a backup before running."
+
+
+class StateError(AutoopsError):
+    """The state directory cannot be used: nothing may run (fail closed)."""
+
+    code = "AUTOOPS-STATE-UNUSABLE"
+    default_remedy = "Make $AUTOOPS_STATE_DIR a directory you own and can write."
+
+
+class RunnerError(AutoopsError):
+    code = "AUTOOPS-RUNNER-FAILED"
+    default_remedy = "ansible-runner could not start the playbook; check the ansible installation."

@@ -1,0 +1,131 @@
+"""The state directory and ``state.db``: which runs are in flight, and the audit anchor.
+
+SQLite from the standard library. A run registers itself (pid and the pid's start
+time, so a recycled pid is not mistaken for it) before its first audit record; the
+next autoops start finds runs whose process is gone and records them as interrupted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from autoops.errors import StateError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    pid INTEGER NOT NULL,
+    pid_start TEXT NOT NULL,
+    env TEXT NOT NULL,
+    action TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    started TEXT NOT NULL,
+    status TEXT NOT NULL,
+    data_dir TEXT
+);
+CREATE TABLE IF NOT EXISTS audit_anchor (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL,
+    hash TEXT NOT NULL
+);
+"""
+
+
+def ensure_dir(path: Path) -> Path:
+    """Create a private (0700) directory, refusing one that others can write."""
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = path.stat()
+    except OSError as exc:
+        raise StateError(f"cannot use state directory {path}: {exc.strerror}") from exc
+    if st.st_mode & 0o022:
+        raise StateError(f"{path} is writable by other users (mode {st.st_mode & 0o777:o})",
+                         remedy=f"chmod 700 {path}")
+    return path
+
+
+@dataclass(frozen=True)
+class RunRow:
+    run_id: str
+    pid: int
+    pid_start: str
+    env: str
+    action: str
+    actor: str
+    started: str
+    status: str
+    data_dir: str | None
+
+
+def process_start_time(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (clock ticks since boot), or None if gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+    fields = stat.rsplit(")", 1)[1].split()
+    return fields[19]  # field 22 of stat(5); fields[0] is field 3
+
+
+def is_alive(pid: int, start: str) -> bool:
+    return process_start_time(pid) == start
+
+
+class StateDB:
+    """Small transactional store; each call opens and closes its own connection."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        ensure_dir(path.parent)
+        with self._connect() as db:
+            db.executescript(_SCHEMA)
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        try:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot open {self.path}: {exc}") from exc
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            yield conn
+        except sqlite3.Error as exc:
+            raise StateError(f"{self.path}: {exc}") from exc
+        finally:
+            conn.close()
+        with contextlib.suppress(OSError):
+            os.chmod(self.path, 0o600)
+
+    def register_run(self, row: RunRow) -> None:
+        with self._connect() as db:
+            db.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?)",
+                       (row.run_id, row.pid, row.pid_start, row.env, row.action, row.actor,
+                        row.started, row.status, row.data_dir))
+
+    def set_run_status(self, run_id: str, status: str) -> None:
+        with self._connect() as db:
+            db.execute("UPDATE runs SET status=? WHERE run_id=?", (status, run_id))
+
+    def running(self) -> list[RunRow]:
+        with self._connect() as db:
+            rows = db.execute("SELECT * FROM runs WHERE status='running'").fetchall()
+        return [RunRow(*row) for row in rows]
+
+    def anchor(self) -> tuple[int, str] | None:
+        with self._connect() as db:
+            row = db.execute("SELECT seq, hash FROM audit_anchor WHERE id=1").fetchone()
+        return (int(row[0]), str(row[1])) if row else None
+
+    def set_anchor(self, seq: int, digest: str) -> None:
+        """Remember the newest durable audit record, so a cut-off tail is detectable."""
+        with self._connect() as db:
+            db.execute("INSERT INTO audit_anchor VALUES (1,?,?) ON CONFLICT(id) DO UPDATE SET "
+                       "seq=excluded.seq, hash=excluded.hash WHERE excluded.seq > seq",
+                       (seq, digest))

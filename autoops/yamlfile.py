@@ -1,0 +1,123 @@
+"""Strict YAML loading that remembers line numbers, and schema checks that report them.
+
+catalog.yml and policy.yml are security configuration: a typo must be an error
+naming the file and line, never a silently ignored key. Duplicate keys are errors too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from autoops.errors import AutoopsError
+
+
+class LineDict(dict[str, Any]):
+    """A mapping that knows the line of each of its keys (1-based)."""
+
+    line: int = 0
+    key_lines: dict[str, int]
+
+
+class LineList(list[Any]):
+    """A sequence that knows the line of each of its items (1-based)."""
+
+    line: int = 0
+    item_lines: list[int]
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
+    loader.flatten_mapping(node)
+    result = LineDict()
+    result.line = node.start_mark.line + 1
+    result.key_lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, str):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"keys must be strings, found {key!r}", key_node.start_mark
+            )
+        if key in result:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        result[key] = loader.construct_object(value_node, deep=True)
+        result.key_lines[key] = key_node.start_mark.line + 1
+    return result
+
+
+def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> LineList:
+    result = LineList(loader.construct_object(child, deep=True) for child in node.value)
+    result.line = node.start_mark.line + 1
+    result.item_lines = [child.start_mark.line + 1 for child in node.value]
+    return result
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+
+
+ErrorFactory = Callable[[str], AutoopsError]
+
+
+def load(path: Path, error: ErrorFactory) -> Any:
+    """Parse ``path``; any read or syntax problem becomes ``error(message)``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise error(f"{path}: cannot read: {exc.strerror}") from exc
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader derives from SafeLoader
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f":{mark.line + 1}" if mark else ""
+        raise error(f"{path}{where}: {exc.problem or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise error(f"{path}: {exc}") from exc
+
+
+def line_of(document: Any, path: Sequence[str | int]) -> int:
+    """Best line for a location inside a loaded document (the deepest one known)."""
+    line = getattr(document, "line", 0)
+    node = document
+    for part in path:
+        if isinstance(node, LineDict) and isinstance(part, str) and part in node:
+            line = node.key_lines.get(part, line)
+            node = node[part]
+        elif isinstance(node, LineList) and isinstance(part, int) and part < len(node):
+            line = node.item_lines[part]
+            node = node[part]
+        else:
+            break
+    return int(line)
+
+
+def validate(
+    document: Any, schema: dict[str, Any], path: Path, error: ErrorFactory
+) -> None:
+    """Check ``document`` against a JSON Schema; report the first error with its line."""
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))
+    if not errors:
+        return
+    first = jsonschema.exceptions.best_match(errors) or errors[0]
+    where = "/".join(str(p) for p in first.absolute_path) or "(top level)"
+    raise error(f"{path}:{line_of(document, list(first.absolute_path))}: at {where}: {describe(first)}")
+
+
+def describe(err: jsonschema.ValidationError) -> str:
+    """A short, human sentence for a schema error (unknown keys named plainly)."""
+    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+        allowed = set(err.schema.get("properties", {}))
+        unknown = sorted(set(err.instance) - allowed)
+        known = ", ".join(sorted(allowed)) or "none"
+        return f"unknown key(s) {', '.join(map(repr, unknown))}; allowed: {known}"
+    return str(err.message)

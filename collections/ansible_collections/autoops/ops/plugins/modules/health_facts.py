@@ -1,0 +1,198 @@
+#!/usr/bin/python
+"""Read a host's health (uptime, load, memory, disks) in one module call."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: health_facts
+short_description: Read uptime, load, memory and disk use, and judge them against thresholds
+version_added: "1.0.0"
+description:
+  - Reads C(/proc) and C(statvfs) only; changes nothing, so it runs in check mode.
+  - Returns C(autoops_report) with C(kind=health) and a list of C(problems).
+options:
+  disk_max_percent:
+    description: Highest acceptable used share of a mount's space.
+    type: int
+    default: 90
+  inode_max_percent:
+    description: Highest acceptable used share of a mount's inodes.
+    type: int
+    default: 90
+  mem_max_percent:
+    description: Highest acceptable used share of memory (total minus available).
+    type: int
+    default: 95
+  load_max_per_cpu:
+    description: Highest acceptable 5-minute load average per CPU.
+    type: float
+    default: 4.0
+  exclude_fstypes:
+    description: Filesystem types that are not disks.
+    type: list
+    elements: str
+    default: [proc, sysfs, devtmpfs, devpts, tmpfs, cgroup, cgroup2, mqueue, debugfs, tracefs,
+              securityfs, pstore, bpf, autofs, configfs, fusectl, hugetlbfs, binfmt_misc,
+              nsfs, rpc_pipefs, squashfs, ramfs, efivarfs, fuse.lxcfs, selinuxfs]
+author:
+  - autoops maintainers
+"""
+
+EXAMPLES = r"""
+- name: Read health
+  autoops.ops.health_facts:
+    disk_max_percent: 85
+  register: health
+"""
+
+RETURN = r"""
+autoops_report:
+  description: Uptime, load, memory, mounts and the problems found.
+  returned: always
+  type: dict
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+
+def parse_meminfo(text):
+    """Return meminfo values in KiB keyed by name."""
+    values = {}
+    for line in text.splitlines():
+        name, _, rest = line.partition(":")
+        parts = rest.split()
+        if parts and parts[0].isdigit():
+            values[name.strip()] = int(parts[0])
+    return values
+
+
+def memory_summary(meminfo):
+    total = meminfo.get("MemTotal", 0)
+    available = meminfo.get("MemAvailable", meminfo.get("MemFree", 0))
+    used = max(total - available, 0)
+    return {
+        "total_kib": total,
+        "available_kib": available,
+        "used_percent": round(100.0 * used / total, 1) if total else 0.0,
+        "swap_total_kib": meminfo.get("SwapTotal", 0),
+        "swap_free_kib": meminfo.get("SwapFree", 0),
+    }
+
+
+def unescape_mount(path):
+    """Undo the octal escapes /proc/mounts uses for spaces, tabs and newlines."""
+    for code, char in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
+        path = path.replace(code, char)
+    return path
+
+
+def parse_mounts(text, exclude_fstypes):
+    """Mount points of real filesystems, first occurrence of each device only."""
+    seen_devices = set()
+    mounts = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        device, mount, fstype = fields[0], unescape_mount(fields[1]), fields[2]
+        if fstype in exclude_fstypes or device in seen_devices:
+            continue
+        seen_devices.add(device)
+        mounts.append({"device": device, "mount": mount, "fstype": fstype})
+    return mounts
+
+
+def usage(stat):
+    """Space and inode use from an os.statvfs result (as a plain object)."""
+    size = stat.f_blocks * stat.f_frsize // 1024
+    avail = stat.f_bavail * stat.f_frsize // 1024
+    used = (stat.f_blocks - stat.f_bfree) * stat.f_frsize // 1024
+    # Like df: used / (used + available to unprivileged users)
+    usable = used + avail
+    inodes_used = stat.f_files - stat.f_ffree
+    return {
+        "size_kib": size,
+        "used_kib": used,
+        "avail_kib": avail,
+        "used_percent": round(100.0 * used / usable, 1) if usable else 0.0,
+        "inodes_used_percent": round(100.0 * inodes_used / stat.f_files, 1) if stat.f_files else None,
+    }
+
+
+def problems_of(report, limits):
+    found = []
+    for mount in report["mounts"]:
+        if mount["used_percent"] > limits["disk_max_percent"]:
+            found.append("disk %s is %.1f%% full (limit %d%%)"
+                         % (mount["mount"], mount["used_percent"], limits["disk_max_percent"]))
+        inodes = mount.get("inodes_used_percent")
+        if inodes is not None and inodes > limits["inode_max_percent"]:
+            found.append("inodes on %s are %.1f%% used (limit %d%%)"
+                         % (mount["mount"], inodes, limits["inode_max_percent"]))
+    mem = report["memory"]["used_percent"]
+    if mem > limits["mem_max_percent"]:
+        found.append("memory is %.1f%% used (limit %d%%)" % (mem, limits["mem_max_percent"]))
+    per_cpu = report["load"][1] / max(report["cpus"], 1)
+    if per_cpu > limits["load_max_per_cpu"]:
+        found.append("5-minute load is %.2f per CPU (limit %.2f)" % (per_cpu, limits["load_max_per_cpu"]))
+    return found
+
+
+def read(path):
+    with open(path) as handle:
+        return handle.read()
+
+
+def collect(limits, exclude_fstypes):
+    mounts = []
+    for entry in parse_mounts(read("/proc/mounts"), set(exclude_fstypes)):
+        try:
+            entry.update(usage(os.statvfs(entry["mount"])))
+        except OSError:
+            continue
+        mounts.append(entry)
+    report = {
+        "kind": "health",
+        "hostname": os.uname()[1],
+        "uptime_seconds": float(read("/proc/uptime").split()[0]),
+        "load": list(os.getloadavg()),
+        "cpus": os.cpu_count() or 1,
+        "memory": memory_summary(parse_meminfo(read("/proc/meminfo"))),
+        "mounts": mounts,
+    }
+    report["problems"] = problems_of(report, limits)
+    return report
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "disk_max_percent": {"type": "int", "default": 90},
+            "inode_max_percent": {"type": "int", "default": 90},
+            "mem_max_percent": {"type": "int", "default": 95},
+            "load_max_per_cpu": {"type": "float", "default": 4.0},
+            "exclude_fstypes": {
+                "type": "list", "elements": "str",
+                "default": ["proc", "sysfs", "devtmpfs", "devpts", "tmpfs", "cgroup", "cgroup2",
+                            "mqueue", "debugfs", "tracefs", "securityfs", "pstore", "bpf",
+                            "autofs", "configfs", "fusectl", "hugetlbfs", "binfmt_misc", "nsfs",
+                            "rpc_pipefs", "squashfs", "ramfs", "efivarfs",
+                            "fuse.lxcfs", "selinuxfs"],
+            },
+        },
+        supports_check_mode=True,
+    )
+    limits = {k: module.params[k] for k in
+              ("disk_max_percent", "inode_max_percent", "mem_max_percent", "load_max_per_cpu")}
+    try:
+        report = collect(limits, module.params["exclude_fstypes"])
+    except (OSError, ValueError) as exc:
+        module.fail_json(msg="cannot read host state: %s" % exc)
+    module.exit_json(changed=False, autoops_report=report)
+
+
+if __name__ == "__main__":
+    main()

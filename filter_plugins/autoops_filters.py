@@ -1,0 +1,76 @@
+"""Pure Jinja2 filters for the autoops roles: parsing tool output and choosing what to prune.
+
+Each filter is a plain function with unit tests (tests/unit/test_filters.py); the
+FilterModule only registers them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+_SUPERVISOR = re.compile(
+    r"^(?P<name>\S+)\s+(?P<state>[A-Z]+)(?:\s+pid (?P<pid>\d+), uptime (?P<uptime>[\d:]+(?: days?,)?\s*[\d:]*))?"
+)
+
+
+class PruneError(ValueError):
+    """Raised when a prune would violate its safety rules."""
+
+
+def autoops_prune_candidates(files: Iterable[Mapping[str, Any]], keep: int) -> list[str]:
+    """Paths of backups to delete so that the newest ``keep`` remain.
+
+    Backups are ordered by name (they carry a UTC timestamp), ties broken by mtime.
+    ``keep`` below 1 is refused: the newest backup is never a candidate.
+    """
+    if not isinstance(keep, int) or isinstance(keep, bool) or keep < 1:
+        raise PruneError(f"keep must be an integer of at least 1, got {keep!r}")
+    ordered = sorted(files, key=lambda f: (str(f["path"]).rsplit("/", 1)[-1],
+                                           float(f.get("mtime", 0))), reverse=True)
+    return [str(f["path"]) for f in ordered[keep:]]
+
+
+def autoops_supervisor_status(stdout: str) -> dict[str, Any]:
+    """Parse one line of ``supervisorctl status NAME``."""
+    line = next((ln for ln in stdout.splitlines() if ln.strip()), "")
+    match = _SUPERVISOR.match(line.strip())
+    if not match:
+        return {"state": "UNKNOWN", "pid": None, "running": False, "detail": line.strip()}
+    pid = match.group("pid")
+    state = match.group("state")
+    return {"state": state, "pid": int(pid) if pid else None, "running": state == "RUNNING",
+            "detail": line.strip()}
+
+
+def autoops_systemd_show(stdout: str) -> dict[str, Any]:
+    """Parse ``systemctl show --property=...`` KEY=VALUE lines into a service state."""
+    props = dict(line.split("=", 1) for line in stdout.splitlines() if "=" in line)
+    pid = int(props.get("MainPID", "0") or 0)
+    state = props.get("ActiveState", "unknown")
+    return {"state": f"{state}/{props.get('SubState', 'unknown')}", "pid": pid or None,
+            "running": state == "active", "detail": props.get("ActiveEnterTimestamp", "")}
+
+
+def autoops_du_top(stdout: str, top: int, root: str) -> list[dict[str, Any]]:
+    """The ``top`` largest entries of ``du -k -d 1 ROOT`` output, root excluded."""
+    entries = []
+    for line in stdout.splitlines():
+        size, _, path = line.partition("\t")
+        if size.strip().isdigit() and path and path.rstrip("/") != root.rstrip("/"):
+            entries.append({"path": path, "kib": int(size)})
+    entries.sort(key=lambda e: (-e["kib"], e["path"]))
+    return entries[:top]
+
+
+class FilterModule:
+    """Register the autoops filters with Ansible."""
+
+    def filters(self) -> dict[str, Callable[..., Any]]:
+        return {
+            "autoops_prune_candidates": autoops_prune_candidates,
+            "autoops_supervisor_status": autoops_supervisor_status,
+            "autoops_systemd_show": autoops_systemd_show,
+            "autoops_du_top": autoops_du_top,
+        }
