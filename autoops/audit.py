@@ -231,7 +231,7 @@ def parse_since(text: str, now: datetime) -> datetime:
     if text[:-1].isdigit() and text[-1:] in units:
         return now - timedelta(**{units[text[-1]]: int(text[:-1])})
     try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(f"--since {text!r}: use a duration like 24h, 30m, 7d or an ISO time") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from autoops import __version__, render
 from autoops.audit import RECORD_TYPES, Query, parse_since
@@ -30,12 +30,12 @@ from autoops.status import ExitStatus
 class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of exiting, so usage errors get our exit status."""
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise BadInputError(f"{self.prog}: {message}", remedy=f"Run `{self.prog} --help`.")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--json", action="store_true", help="print exactly one JSON document")
     parser = _Parser(prog="autoops", description="Allowlisted, policy-gated, audited operations.",
                      parents=[common])
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", parents=[common], help="one action: parameters and policy")
     show.add_argument("action")
 
-    target = argparse.ArgumentParser(add_help=False)
+    target = _Parser(add_help=False)
     target.add_argument("action")
     target.add_argument("--env", required=True, help="local, staging, production, …")
     target.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE")

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
-from autoops import approvals, plan, policy, runner
+from autoops import approvals, policy, runner
 from autoops.audit import AuditLog, Query
 from autoops.catalog import Catalog
 from autoops.errors import (
@@ -31,6 +31,8 @@ from autoops.errors import (
     PlaybookFailedError,
     PolicyDeniedError,
 )
+from autoops.plan import Plan
+from autoops.plan import build as build_plan
 from autoops.policy import Decision, Outcome, Policy
 from autoops.redact import Redactor
 from autoops.settings import Settings
@@ -56,7 +58,7 @@ class RunRequest:
 @dataclass
 class RunResult:
     run_id: str
-    plan: plan.Plan
+    plan: Plan
     decision: Decision
     approval: approvals.Approval
     status: ExitStatus
@@ -129,16 +131,16 @@ class Autoops:
                                 remedy="Use letters, digits and . _ @ + - (at most 64).")
         return actor
 
-    def plan(self, request: RunRequest) -> tuple[plan.Plan, Decision]:
+    def plan(self, request: RunRequest) -> tuple[Plan, Decision]:
         """Validate, resolve hosts and decide, without running or recording anything."""
         actor = self.actor_of(request)
         resolved = self.catalog.resolve(request.action, request.params, request.env)
-        the_plan = plan.build(resolved, request.env, self.settings.project_dir,
+        the_plan = build_plan(resolved, request.env, self.settings.project_dir,
                               set(self.policy.environments), request.limit,
                               check_mode=request.check_mode)
         return the_plan, self.decide(the_plan, actor)
 
-    def decide(self, the_plan: plan.Plan, actor: str) -> Decision:
+    def decide(self, the_plan: Plan, actor: str) -> Decision:
         action = the_plan.resolved.action
         return policy.evaluate(self.policy, policy.Request(
             env=the_plan.env, action=action.name, risk=action.risk,
@@ -187,18 +189,18 @@ class Autoops:
                                     "exit_status": int(error.status), "error": error.to_dict()})
             self.db.set_run_status(run_id, "refused")
             raise error
-        return self._execute(run_id, actor, the_plan, decision, approval, record,
-                             on_result, cancel)
+        return self._execute(run_id, actor, the_plan, decision, approval, record=record,
+                             on_result=on_result, cancel=cancel)
 
     def _recorder(self, run_id: str, actor: str,
-                  the_plan: plan.Plan) -> Callable[..., dict[str, Any]]:
+                  the_plan: Plan) -> Callable[..., dict[str, Any]]:
         def record(type_: str, data: dict[str, Any], *, durable: bool = True) -> dict[str, Any]:
             return self.audit.append(run_id=run_id, type_=type_, actor=actor, env=the_plan.env,
                                      action=the_plan.action_name, data=data, durable=durable)
         return record
 
-    def _execute(self, run_id: str, actor: str, the_plan: plan.Plan, decision: Decision,
-                 approval: approvals.Approval, record: Callable[..., dict[str, Any]],
+    def _execute(self, run_id: str, actor: str, the_plan: Plan, decision: Decision,
+                 approval: approvals.Approval, *, record: Callable[..., dict[str, Any]],
                  on_result: ResultCallback | None, cancel: Callable[[], bool]) -> RunResult:
         results: list[dict[str, Any]] = []
 
@@ -287,7 +289,7 @@ def classify(outcome: runner.RunOutcome, run_id: str) -> tuple[ExitStatus, Autoo
 
 
 def _refusal(decision: Decision, approval: approvals.Approval,
-             the_plan: plan.Plan) -> AutoopsError:
+             the_plan: Plan) -> AutoopsError:
     rule = decision.deciding_rule
     if decision.outcome is Outcome.DENIED:
         return PolicyDeniedError(f"denied by policy rule {rule.rule}: {rule.reason}")

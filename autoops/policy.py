@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +95,7 @@ class Policy:
         }
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     ALLOWED = "allowed"
     APPROVAL_REQUIRED = "approval_required"
     DENIED = "denied"

@@ -107,9 +107,8 @@ def run_summary(run: Mapping[str, Any]) -> str:
         rows.append((host, state, str(s.get("ok", 0)), str(s.get("changed", 0)),
                      str(s.get("failures", 0)), str(s.get("skipped", 0))))
     out = [table(rows, ("HOST", "RESULT", "OK", "CHANGED", "FAILED", "SKIPPED"))]
-    for host, reports in run["reports"].items():
-        for report in reports:
-            out.append(report_text(host, report))
+    out.extend(report_text(host, report)
+               for host, reports in run["reports"].items() for report in reports)
     if run["plan"]["check_mode"]:
         diffs = [r for r in run["results"] if r.get("diff")]
         out.append(f"check mode: {len(diffs)} task(s) would change something"
@@ -122,6 +121,12 @@ def run_summary(run: Mapping[str, Any]) -> str:
 def report_text(host: str, report: Any) -> str:
     if isinstance(report, Mapping) and report.get("kind") == "health":
         return health_text(host, report)
+    if isinstance(report, Mapping) and report.get("kind") == "disk":
+        return disk_text(host, report)
+    if isinstance(report, Mapping) and report.get("kind") == "service":
+        return (f"{host} — service {report['service']} ({report['manager']}): {report['state']}"
+                f", pid {report['pid']}" + (f" (was {report['pid_before']})"
+                                             if report.get("operation") == "restart" else ""))
     if isinstance(report, Mapping):
         body = "\n".join(f"  {k}: {json.dumps(v) if not isinstance(v, str) else v}"
                          for k, v in report.items() if k != "kind")
@@ -132,17 +137,32 @@ def report_text(host: str, report: Any) -> str:
 def health_text(host: str, rep: Mapping[str, Any]) -> str:
     mem = rep.get("memory", {})
     load = rep.get("load", [0, 0, 0])
-    lines = [
+    lines = [(
         f"{host} ({rep.get('hostname', '?')}) — up {duration(rep.get('uptime_seconds', 0))}, "
         f"load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {rep.get('cpus', '?')} CPU(s), "
-        f"memory {mem.get('used_percent', 0):.0f}% used of {size(mem.get('total_kib', 0))}",
-    ]
-    for m in rep.get("mounts", []):
+        f"memory {mem.get('used_percent', 0):.0f}% used of {size(mem.get('total_kib', 0))}"
+    )]
+    lines.extend(mount_lines(rep.get("mounts", [])))
+    lines.extend(f"  PROBLEM: {p}" for p in rep.get("problems", []))
+    return "\n".join(lines)
+
+
+def mount_lines(mounts: Iterable[Mapping[str, Any]]) -> list[str]:
+    lines = []
+    for m in mounts:
         inodes = m.get("inodes_used_percent")
         lines.append(f"  disk {m['mount']:<24} {m['used_percent']:>5.1f}% of {size(m['size_kib']):>7}"
                      f"  ({size(m['avail_kib'])} free"
                      + (f", inodes {inodes:.0f}%)" if inodes is not None else ")"))
-    lines.extend(f"  PROBLEM: {p}" for p in rep.get("problems", []))
+    return lines
+
+
+def disk_text(host: str, rep: Mapping[str, Any]) -> str:
+    lines = [f"{host} — disk use", *mount_lines(rep.get("mounts", [])),
+             f"  largest under {rep.get('path')}:"]
+    lines.extend(f"    {size(e['kib']):>7}  {e['path']}" for e in rep.get("largest", []))
+    if int(rep.get("unreadable") or 0):
+        lines.append(f"  ({rep['unreadable']} entries could not be read)")
     return "\n".join(lines)
 
 

@@ -125,8 +125,10 @@ def normalise(event: Mapping[str, Any]) -> HostResult | None:
     if kind in {"failed", "ignored", "unreachable"} and not msg:
         msg = res.get("stderr") or res.get("module_stderr")
     report = res.get("autoops_report")
-    if report is None:
-        report = (res.get("ansible_facts") or {}).get("autoops_report")
+    if report is None:  # a role's set_fact of ROLE_report = {kind: …, …}
+        facts = res.get("ansible_facts") or {}
+        report = next((v for k, v in facts.items() if k.endswith("_report")
+                       and isinstance(v, dict) and "kind" in v), None)
     rc = res.get("rc")
     return HostResult(
         host=str(data.get("host", "")),

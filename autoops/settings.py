@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import getpass
-import sys
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path

@@ -8,7 +8,6 @@ next autoops start finds runs whose process is gone and records them as interrup
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -101,7 +100,7 @@ class StateDB:
         finally:
             conn.close()
         with contextlib.suppress(OSError):
-            os.chmod(self.path, 0o600)
+            self.path.chmod(0o600)
 
     def register_run(self, row: RunRow) -> None:
         with self._connect() as db:

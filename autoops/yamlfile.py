@@ -115,7 +115,8 @@ def validate(
 
 def describe(err: jsonschema.ValidationError) -> str:
     """A short, human sentence for a schema error (unknown keys named plainly)."""
-    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+    if (err.validator == "additionalProperties" and isinstance(err.instance, dict)
+            and isinstance(err.schema, dict)):
         allowed = set(err.schema.get("properties", {}))
         unknown = sorted(set(err.instance) - allowed)
         known = ", ".join(sorted(allowed)) or "none"

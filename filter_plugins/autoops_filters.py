@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 _SUPERVISOR = re.compile(
-    r"^(?P<name>\S+)\s+(?P<state>[A-Z]+)(?:\s+pid (?P<pid>\d+), uptime (?P<uptime>[\d:]+(?: days?,)?\s*[\d:]*))?"
+    r"^(?P<name>\S+)\s+(?P<state>[A-Z]+)"
+    r"(?:\s+pid (?P<pid>\d+), uptime (?P<uptime>[\d:]+(?: days?,)?\s*[\d:]*))?"
 )
 
 
@@ -55,7 +56,7 @@ def autoops_systemd_show(stdout: str) -> dict[str, Any]:
 
 def autoops_du_top(stdout: str, top: int, root: str) -> list[dict[str, Any]]:
     """The ``top`` largest entries of ``du -k -d 1 ROOT`` output, root excluded."""
-    entries = []
+    entries: list[dict[str, Any]] = []
     for line in stdout.splitlines():
         size, _, path = line.partition("\t")
         if size.strip().isdigit() and path and path.rstrip("/") != root.rstrip("/"):

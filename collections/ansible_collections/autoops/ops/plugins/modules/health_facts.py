@@ -28,6 +28,10 @@ options:
     description: Highest acceptable 5-minute load average per CPU.
     type: float
     default: 4.0
+  publish:
+    description: Also return the reading as C(autoops_report), which autoops shows as the host's health.
+    type: bool
+    default: true
   exclude_fstypes:
     description: Filesystem types that are not disks.
     type: list
@@ -47,20 +51,25 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-autoops_report:
+reading:
   description: Uptime, load, memory, mounts and the problems found.
   returned: always
+  type: dict
+autoops_report:
+  description: The same reading, for the autoops summary.
+  returned: when publish is true
   type: dict
 """
 
 import os
+from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 
 
-def parse_meminfo(text):
+def parse_meminfo(text: str) -> dict[str, int]:
     """Return meminfo values in KiB keyed by name."""
-    values = {}
+    values: dict[str, int] = {}
     for line in text.splitlines():
         name, _, rest = line.partition(":")
         parts = rest.split()
@@ -69,7 +78,7 @@ def parse_meminfo(text):
     return values
 
 
-def memory_summary(meminfo):
+def memory_summary(meminfo: dict[str, int]) -> dict[str, Any]:
     total = meminfo.get("MemTotal", 0)
     available = meminfo.get("MemAvailable", meminfo.get("MemFree", 0))
     used = max(total - available, 0)
@@ -82,17 +91,17 @@ def memory_summary(meminfo):
     }
 
 
-def unescape_mount(path):
+def unescape_mount(path: str) -> str:
     """Undo the octal escapes /proc/mounts uses for spaces, tabs and newlines."""
     for code, char in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
         path = path.replace(code, char)
     return path
 
 
-def parse_mounts(text, exclude_fstypes):
+def parse_mounts(text: str, exclude_fstypes: set[str]) -> list[dict[str, Any]]:
     """Mount points of real filesystems, first occurrence of each device only."""
-    seen_devices = set()
-    mounts = []
+    seen_devices: set[str] = set()
+    mounts: list[dict[str, Any]] = []
     for line in text.splitlines():
         fields = line.split()
         if len(fields) < 3:
@@ -105,7 +114,7 @@ def parse_mounts(text, exclude_fstypes):
     return mounts
 
 
-def usage(stat):
+def usage(stat: Any) -> dict[str, Any]:
     """Space and inode use from an os.statvfs result (as a plain object)."""
     size = stat.f_blocks * stat.f_frsize // 1024
     avail = stat.f_bavail * stat.f_frsize // 1024
@@ -122,8 +131,8 @@ def usage(stat):
     }
 
 
-def problems_of(report, limits):
-    found = []
+def problems_of(report: dict[str, Any], limits: dict[str, Any]) -> list[str]:
+    found: list[str] = []
     for mount in report["mounts"]:
         if mount["used_percent"] > limits["disk_max_percent"]:
             found.append("disk %s is %.1f%% full (limit %d%%)"
@@ -141,13 +150,13 @@ def problems_of(report, limits):
     return found
 
 
-def read(path):
+def read(path: str) -> str:
     with open(path) as handle:
         return handle.read()
 
 
-def collect(limits, exclude_fstypes):
-    mounts = []
+def collect(limits: dict[str, Any], exclude_fstypes: list[str]) -> dict[str, Any]:
+    mounts: list[dict[str, Any]] = []
     for entry in parse_mounts(read("/proc/mounts"), set(exclude_fstypes)):
         try:
             entry.update(usage(os.statvfs(entry["mount"])))
@@ -167,13 +176,14 @@ def collect(limits, exclude_fstypes):
     return report
 
 
-def main():
+def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "disk_max_percent": {"type": "int", "default": 90},
             "inode_max_percent": {"type": "int", "default": 90},
             "mem_max_percent": {"type": "int", "default": 95},
             "load_max_per_cpu": {"type": "float", "default": 4.0},
+            "publish": {"type": "bool", "default": True},
             "exclude_fstypes": {
                 "type": "list", "elements": "str",
                 "default": ["proc", "sysfs", "devtmpfs", "devpts", "tmpfs", "cgroup", "cgroup2",
@@ -191,7 +201,8 @@ def main():
         report = collect(limits, module.params["exclude_fstypes"])
     except (OSError, ValueError) as exc:
         module.fail_json(msg="cannot read host state: %s" % exc)
-    module.exit_json(changed=False, autoops_report=report)
+    extra = {"autoops_report": report} if module.params["publish"] else {}
+    module.exit_json(changed=False, reading=report, **extra)
 
 
 if __name__ == "__main__":
