@@ -155,14 +155,8 @@ class AuditLog:
         prev, expected, count = GENESIS, 1, 0
         hashes: dict[int, str] = {}
         if self.path.exists():
-            data = self.path.read_bytes()
-            lines = data.split(b"\n")
-            if lines and lines[-1] == b"":
-                lines.pop()
-            elif lines:
-                return VerifyReport(False, count, expected,
-                                    f"the last record (seq {expected + len(lines) - 1} or so) is cut "
-                                    "off: the file does not end with a newline")
+            lines = self.path.read_bytes().split(b"\n")
+            partial = lines.pop()  # b"" when the file ends with a newline, as it must
             for number, raw in enumerate(lines, start=1):
                 problem = _check_line(raw, expected, prev)
                 if problem:
@@ -170,6 +164,9 @@ class AuditLog:
                 rec = json.loads(raw)
                 prev, expected, count = rec["hash"], expected + 1, count + 1
                 hashes[rec["seq"]] = rec["hash"]
+            if partial:
+                return VerifyReport(False, count, expected,
+                                    f"line {len(lines) + 1}: cut off (no final newline)")
         anchor = self.db.anchor()
         if anchor is not None:
             seq, digest = anchor

@@ -249,7 +249,7 @@ def parse_assignments(pairs: list[str]) -> dict[str, str]:
     result: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not re.match(PARAM_NAME, key):
+        if not sep or not re.fullmatch(PARAM_NAME, key):
             raise ParamInvalidError(
                 f"-p {pair!r}: expected KEY=VALUE with KEY like 'service' or 'keep_last'"
             )
@@ -264,11 +264,29 @@ def _validate_params(action: str, params: Mapping[str, Any], schema: dict[str, A
     validator = jsonschema.Draft202012Validator(schema)
     errors = list(validator.iter_errors(dict(params)))
     if not errors:
+        errors = _partial_matches(params, schema)
+    if not errors:
         return
     err = jsonschema.exceptions.best_match(errors) or errors[0]
     where = f"parameter {err.absolute_path[0]!r}" if err.absolute_path else "parameters"
     in_env = f" in {env}" if env else ""
     raise ParamInvalidError(f"{action}{in_env}: {where}: {_short(err)}")
+
+
+def _partial_matches(params: Mapping[str, Any], schema: dict[str, Any]) -> list[jsonschema.ValidationError]:
+    r"""Python's ``$`` also matches before a final newline; JSON Schema's does not.
+
+    Every catalog pattern is anchored, so a full match restores the JSON Schema meaning
+    ("nginx\n" must not pass ``^[a-z]+$``).
+    """
+    found = []
+    for name, value in params.items():
+        pattern = schema["properties"].get(name, {}).get("pattern")
+        if isinstance(value, str) and pattern and not re.fullmatch(pattern, value):
+            found.append(jsonschema.ValidationError(
+                f"{value!r} does not match", validator="pattern", validator_value=pattern,
+                instance=value, path=[name]))
+    return found
 
 
 def _short(err: jsonschema.ValidationError) -> str:
@@ -319,6 +337,9 @@ def _check_param_spec(pname: str, pspec: Mapping[str, Any], fail: Any) -> None:
         raise fail(["params", "properties", pname],
                    f"parameter name {pname!r} is reserved by Ansible or autoops")
     if "pattern" in pspec:
+        if not (pspec["pattern"].startswith("^") and pspec["pattern"].endswith("$")):
+            raise fail(["params", "properties", pname, "pattern"],
+                       "patterns must be anchored with ^ and $")
         try:
             re.compile(pspec["pattern"])
         except re.error as exc:

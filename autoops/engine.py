@@ -126,7 +126,7 @@ class Autoops:
 
     def actor_of(self, request: RunRequest) -> str:
         actor = request.actor or self.settings.os_user
-        if not re.match(ACTOR_PATTERN, actor):
+        if not re.fullmatch(ACTOR_PATTERN, actor):
             raise BadInputError(f"--actor {actor!r} is not a valid actor name",
                                 remedy="Use letters, digits and . _ @ + - (at most 64).")
         return actor

@@ -22,7 +22,7 @@ LIMIT_PATTERN = re.compile(r"^[A-Za-z0-9_.:*!&,\[\]~^$()|?+\\-]{1,512}$")
 
 def inventory_path(inventories_dir: Path, env: str, declared: set[str]) -> Path:
     """The inventory directory of ``env``, checked to be a declared, real environment."""
-    if not re.match(ENV_NAME, env):
+    if not re.fullmatch(ENV_NAME, env):
         raise EnvUnknownError(f"environment name {env!r} is not valid (lowercase, a-z0-9-)")
     if env not in declared:
         known = ", ".join(sorted(declared))
@@ -38,7 +38,7 @@ def check_limit(limit: str | None) -> str | None:
     """Refuse limit patterns Ansible would read as file references or that are garbage."""
     if limit is None:
         return None
-    if not LIMIT_PATTERN.match(limit):
+    if not LIMIT_PATTERN.fullmatch(limit):
         raise LimitNoHostsError(
             f"--limit {limit!r} is not a host pattern (no spaces, no '@file')",
             remedy="Give host names, groups or patterns, e.g. --limit 'web:&eu'.",

@@ -110,15 +110,24 @@ def validate(
         return
     first = jsonschema.exceptions.best_match(errors) or errors[0]
     where = "/".join(str(p) for p in first.absolute_path) or "(top level)"
-    raise error(f"{path}:{line_of(document, list(first.absolute_path))}: at {where}: {describe(first)}")
+    location: list[str | int] = list(first.absolute_path)
+    unknown = _unknown_keys(first)
+    if unknown:  # point at the offending key itself, not at its parent
+        location.append(unknown[0])
+    raise error(f"{path}:{line_of(document, location)}: at {where}: {describe(first)}")
+
+
+def _unknown_keys(err: jsonschema.ValidationError) -> list[str]:
+    if (err.validator == "additionalProperties" and isinstance(err.instance, dict)
+            and isinstance(err.schema, dict)):
+        return sorted(set(err.instance) - set(err.schema.get("properties", {})))
+    return []
 
 
 def describe(err: jsonschema.ValidationError) -> str:
     """A short, human sentence for a schema error (unknown keys named plainly)."""
-    if (err.validator == "additionalProperties" and isinstance(err.instance, dict)
-            and isinstance(err.schema, dict)):
-        allowed = set(err.schema.get("properties", {}))
-        unknown = sorted(set(err.instance) - allowed)
-        known = ", ".join(sorted(allowed)) or "none"
+    unknown = _unknown_keys(err)
+    if unknown and isinstance(err.schema, dict):
+        known = ", ".join(sorted(err.schema.get("properties", {}))) or "none"
         return f"unknown key(s) {', '.join(map(repr, unknown))}; allowed: {known}"
     return str(err.message)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 _SUPERVISOR = re.compile(
-    r"^(?P<name>\S+)\s+(?P<state>[A-Z]+)"
+    r"^(?P<name>[^\s:]+)\s+(?P<state>[A-Z]+)"
     r"(?:\s+pid (?P<pid>\d+), uptime (?P<uptime>[\d:]+(?: days?,)?\s*[\d:]*))?"
 )
 
