@@ -34,9 +34,10 @@ from autoops.errors import (
 from autoops.plan import Plan
 from autoops.plan import build as build_plan
 from autoops.policy import Decision, Outcome, Policy
+from autoops.procs import is_alive, process_start_time
 from autoops.redact import Redactor
 from autoops.settings import Settings
-from autoops.state import RunRow, StateDB, process_start_time
+from autoops.state import RunRow, StateDB
 from autoops.status import ExitStatus
 
 ACTOR_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$"
@@ -247,7 +248,7 @@ class Autoops:
         """Record runs whose process died without finishing (kill -9, power loss)."""
         recovered = []
         for row in self.db.running():
-            if row.pid_start and process_start_time(row.pid) == row.pid_start:
+            if row.pid_start and is_alive(row.pid, row.pid_start):
                 continue
             self.audit.append(run_id=row.run_id, type_="run.interrupted", actor=row.actor,
                               env=row.env, action=row.action, data={

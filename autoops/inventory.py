@@ -69,6 +69,8 @@ def resolve_hosts(project_dir: Path, inventory: Path, limit: str | None) -> tupl
                               timeout=120, check=False)
     except subprocess.TimeoutExpired as exc:
         raise InventoryInvalidError(f"listing hosts of {inventory} timed out") from exc
+    if proc.returncode != 0 and "leaves us with no hosts" in proc.stderr:
+        raise LimitNoHostsError(f"no hosts in {inventory.name} match --limit {limit!r}")
     if proc.returncode != 0:
         detail = _last_error(proc.stderr) or f"exit {proc.returncode}"
         raise InventoryInvalidError(f"cannot read inventory {inventory}: {detail}")

@@ -9,6 +9,8 @@ event is written to disk by runner (the handler returns False).
 
 from __future__ import annotations
 
+import ctypes
+import json
 import os
 import shutil
 import tempfile
@@ -22,6 +24,7 @@ import ansible_runner
 import yaml
 
 from autoops.errors import RunnerError
+from autoops.procs import descendants, kill_leftovers
 
 HOST_EVENTS = {
     "runner_on_ok": "ok",
@@ -30,6 +33,8 @@ HOST_EVENTS = {
     "runner_on_unreachable": "unreachable",
 }
 _MSG_LIMIT = 2000
+# No stdout artifact (it would hold task output); poll cancel_callback twice a second.
+RUNNER_SETTINGS = {"suppress_output_file": True, "pexpect_timeout": 0.5}
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,7 @@ class RunOutcome:
     stats: dict[str, dict[str, int]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    killed: list[int] = field(default_factory=list)
 
 
 class _Unsafe(str):
@@ -144,6 +150,18 @@ def normalise(event: Mapping[str, Any]) -> HostResult | None:
     )
 
 
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> bool:
+    """Adopt orphaned descendants (ansible workers call setsid() and outlive a cancel)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
 def execute(spec: RunSpec, on_result: Callable[[HostResult], None],
             cancel: Callable[[], bool] = lambda: False,
             on_status: Callable[[str], None] = lambda _s: None) -> RunOutcome:
@@ -156,6 +174,9 @@ def execute(spec: RunSpec, on_result: Callable[[HostResult], None],
     data_dir = Path(tempfile.mkdtemp(prefix=f"{spec.run_id}.", dir=spec.runs_dir))
     outcome = RunOutcome(status="failed", rc=-1)
     failure: list[BaseException] = []
+    become_subreaper()
+    before = descendants(os.getpid())
+    finished = False
     lock = threading.Lock()
 
     def handle(event: dict[str, Any]) -> bool:
@@ -166,11 +187,22 @@ def execute(spec: RunSpec, on_result: Callable[[HostResult], None],
                 failure.append(exc)
         return False  # never write events to disk
 
+    def status_changed(status: str) -> None:
+        # runner writes artifacts/<ident>/command (argv, cwd and the whole environment)
+        # unconditionally before it spawns ansible-playbook; by "running" it is no longer read.
+        if status == "running":
+            (data_dir / "artifacts" / "run" / "command").unlink(missing_ok=True)
+        on_status(status)
+
     try:
         vars_file = data_dir / "autoops-extravars.yml"
         fd = os.open(vars_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(unsafe_extravars_yaml(spec.extravars))
+        # ansible-runner 2.4 ignores settings= unless env/settings exists (it resets them
+        # to {} when the file is missing), so they go in the file: no secrets in it.
+        (data_dir / "env").mkdir(mode=0o700)
+        (data_dir / "env" / "settings").write_text(json.dumps(RUNNER_SETTINGS))
         cmdline = f"-e @{vars_file}" + (" --check --diff" if spec.check_mode else "")
         try:
             result = ansible_runner.run(
@@ -185,16 +217,18 @@ def execute(spec: RunSpec, on_result: Callable[[HostResult], None],
                 envvars=_envvars(spec, data_dir),
                 suppress_env_files=True,
                 quiet=True,
-                settings={"suppress_output_file": True, "pexpect_timeout": 0.5},
                 event_handler=handle,
-                status_handler=lambda status, **_kw: on_status(str(status.get("status"))),
+                status_handler=lambda status, **_kw: status_changed(str(status.get("status"))),
                 cancel_callback=lambda: bool(failure) or cancel(),
             )
         except Exception as exc:
             raise RunnerError(f"ansible-runner failed to run {spec.playbook.name}: {exc}") from exc
         outcome.status = str(result.status)
         outcome.rc = int(result.rc) if result.rc is not None else -1
+        finished = outcome.status in {"successful", "failed"}
     finally:
+        if not finished:  # cancelled, timed out or crashed: nothing of the run may survive
+            outcome.killed = kill_leftovers(before)
         shutil.rmtree(data_dir, ignore_errors=True)
     if failure:
         raise failure[0]

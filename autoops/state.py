@@ -61,21 +61,6 @@ class RunRow:
     data_dir: str | None
 
 
-def process_start_time(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (clock ticks since boot), or None if gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-    fields = stat.rsplit(")", 1)[1].split()
-    return fields[19]  # field 22 of stat(5); fields[0] is field 3
-
-
-def is_alive(pid: int, start: str) -> bool:
-    return process_start_time(pid) == start
-
-
 class StateDB:
     """Small transactional store; each call opens and closes its own connection."""
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from autoops.errors import StateError
-from autoops.state import RunRow, StateDB, ensure_dir, is_alive, process_start_time
+from autoops.procs import is_alive, process_start_time
+from autoops.state import RunRow, StateDB, ensure_dir
 
 
 def test_own_process_is_alive() -> None:

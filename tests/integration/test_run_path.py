@@ -1,0 +1,148 @@
+"""The guarded run path end to end on this machine, through real ansible-runner."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from autoops.engine import Autoops, RunRequest
+from autoops.errors import ApprovalRequiredError, LimitNoHostsError, PolicyDeniedError
+from autoops.settings import Settings
+from autoops.status import ExitStatus
+from tests.integration.conftest import records
+
+pytestmark = pytest.mark.integration
+
+
+def test_health_records_the_whole_sequence(app: Autoops, settings: Settings) -> None:
+    result = app.run(RunRequest("health", "local", actor="alice"))
+    assert result.status is ExitStatus.OK
+    recs = records(settings, result.run_id)
+    types = [r["type"] for r in recs]
+    assert types[:3] == ["run.requested", "run.decision", "run.started"]
+    assert types[-1] == "run.finished"
+    assert set(types[3:-1]) == {"task.result"}
+    tasks = [r["data"]["task"] for r in recs if r["type"] == "task.result"]
+    assert "Read uptime, load, memory and disks" in tasks
+    assert all(r["data"]["host"] == "localhost" for r in recs if r["type"] == "task.result")
+    assert {r["actor"] for r in recs} == {"alice"}
+    assert recs[0]["data"]["os_user"] == "tester"
+    assert recs[1]["data"]["decision"]["rule"] == "risk-unattended"
+    assert recs[-1]["data"]["stats"]["localhost"]["ok"] >= 2
+    report = result.reports["localhost"][0]
+    assert report["kind"] == "health"
+    assert report["mounts"]
+    assert app.audit.verify().ok
+    assert list(settings.runs_dir.iterdir()) == []
+
+
+FORBIDDEN = {"env/extravars", "env/envvars", "env/cmdline", "env/passwords", "env/ssh_key",
+             "artifacts/run/stdout", "artifacts/run/command"}
+
+
+def test_private_data_dir_leaves_nothing_behind(app: Autoops, settings: Settings) -> None:
+    seen: list[dict[str, Any]] = []
+
+    def look(_result: dict[str, Any]) -> None:
+        dirs = list(settings.runs_dir.iterdir())
+        files = sorted(str(p.relative_to(dirs[0])) for p in dirs[0].rglob("*") if p.is_file())
+        seen.append({"dirs": dirs, "mode": stat.S_IMODE(dirs[0].stat().st_mode), "files": files})
+
+    result = app.run(RunRequest("health", "local"), on_result=look)
+    assert result.status is ExitStatus.OK
+    assert seen
+    for snapshot in seen:
+        assert len(snapshot["dirs"]) == 1
+        assert snapshot["mode"] == 0o700
+        # runner's callback plugin hands each event over in a transient *-partial.json that
+        # runner reads and deletes; full event files are only written if a handler keeps them
+        leaked = [f for f in snapshot["files"] if f in FORBIDDEN or (
+            "job_events" in f and not f.endswith(("-partial.json", "-partial.json.tmp")))]
+        assert leaked == [], leaked
+    assert list(settings.runs_dir.iterdir()) == []
+
+
+HOSTILE = [
+    "{{ lookup('pipe', 'touch MARK1') }}",
+    "{% for x in [1] %}{{ lookup('ansible.builtin.pipe', 'touch MARK2') }}{% endfor %}",
+    "$(touch MARK3)",
+    "'; touch MARK4; echo '",
+    "`touch MARK5`",
+    "{{ query('pipe', 'touch MARK6') }}\n{# c #}",
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_parameters_are_never_templated_or_run_by_a_shell(app: Autoops, tmp_path: Path,
+                                                           text: str) -> None:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    text = text.replace("MARK", str(marks / "m"))
+    dest = tmp_path / "out.txt"
+    result = app.run(RunRequest("test-echo", "local", {"text": text, "dest": str(dest)}))
+    assert result.status is ExitStatus.OK, result.results
+    assert list(marks.iterdir()) == []
+    assert dest.read_text() == text
+    assert Path(f"{dest}.shell").read_text() == text
+    assert Path(f"{dest}.argv").read_text() == text
+
+
+def test_denied_run_is_audited_and_runs_nothing(app: Autoops, settings: Settings) -> None:
+    with pytest.raises(PolicyDeniedError) as err:
+        app.run(RunRequest("backup-prune", "production", {"keep": "2"}))
+    run_id = err.value.details["run_id"]
+    recs = records(settings, run_id)
+    assert [r["type"] for r in recs] == ["run.requested", "run.decision", "run.finished"]
+    assert recs[1]["data"]["decision"]["rule"] == "risk-ceiling"
+    assert recs[2]["data"]["status"] == "denied"
+
+
+def test_approval_without_a_terminal_runs_nothing(app: Autoops, settings: Settings) -> None:
+    with pytest.raises(ApprovalRequiredError) as err:
+        app.run(RunRequest("deploy", "production", {"app": "app", "revision": "v1"}))
+    recs = records(settings, err.value.details["run_id"])
+    assert [r["type"] for r in recs] == ["run.requested", "run.decision", "run.finished"]
+    assert recs[1]["data"]["approval"]["satisfied"] is False
+
+
+def test_confirmation_must_match_exactly(app: Autoops, settings: Settings) -> None:
+    asked: list[str] = []
+
+    def confirm(plan: Any, _decision: Any) -> str:
+        asked.append(plan.env)
+        return "Production"
+
+    with pytest.raises(ApprovalRequiredError) as err:
+        app.run(RunRequest("restart-service", "production", {"service": "nginx"}),
+                confirm=confirm)
+    assert err.value.code == "AUTOOPS-CONFIRMATION-MISMATCH"
+    assert asked == ["production"]
+    assert "run.started" not in [r["type"] for r in records(settings)]
+
+
+def test_limit_that_matches_nothing_is_bad_input(app: Autoops, settings: Settings) -> None:
+    with pytest.raises(LimitNoHostsError):
+        app.run(RunRequest("health", "local", limit="$(id)"))
+    assert not settings.audit_path.exists()
+
+
+def test_interrupted_runs_are_recovered(app: Autoops, settings: Settings) -> None:
+    from autoops.state import RunRow
+
+    dead = os.fork()
+    if dead == 0:  # pragma: no cover - child
+        os._exit(0)
+    os.waitpid(dead, 0)
+    app.db.register_run(RunRow("ghost-run", dead, "123", "local", "health", "bob", "t",
+                               "running", None))
+    (settings.runs_dir / "ghost-run.xyz").mkdir(parents=True)
+    assert app.recover_interrupted() == ["ghost-run"]
+    recs = records(settings, "ghost-run")
+    assert [r["type"] for r in recs] == ["run.interrupted"]
+    assert recs[0]["actor"] == "bob"
+    assert not (settings.runs_dir / "ghost-run.xyz").exists()
+    assert app.recover_interrupted() == []
