@@ -246,7 +246,7 @@ def _collect(event: Mapping[str, Any], outcome: RunOutcome,
         return
     if kind in {"verbose", "error"}:
         text = str(event.get("stdout", "")).strip()
-        if "ERROR!" in text or text.startswith("ERROR"):
+        if "ERROR!" in text or "[ERROR]" in text or text.startswith("ERROR"):
             outcome.errors.append(text[:_MSG_LIMIT])
         return
     if kind == "warning":
