@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--limit", help="Ansible host pattern within the environment")
     target.add_argument("--check", action="store_true", help="Ansible check mode with diff")
     target.add_argument("--actor", help="who is acting (default: the OS user)")
+    target.add_argument("--one-host", action="store_true",
+                        help="refuse unless --limit resolves to exactly one host")
     sub.add_parser("plan", parents=[common, target], help="validate and decide, run nothing")
     sub.add_parser("run", parents=[common, target], help="plan, get approval, execute")
 
@@ -140,7 +142,8 @@ def cmd_show(app: Autoops, args: argparse.Namespace, output: Output, _in: TextIO
 
 def _request(args: argparse.Namespace) -> RunRequest:
     return RunRequest(action=args.action, env=args.env, params=parse_assignments(args.param),
-                      limit=args.limit, check_mode=args.check, actor=args.actor)
+                      limit=args.limit, check_mode=args.check, actor=args.actor,
+                      one_host=args.one_host)
 
 
 def cmd_plan(app: Autoops, args: argparse.Namespace, output: Output, stdin: TextIO) -> ExitStatus:
@@ -265,7 +268,7 @@ def vm_safe_argv(argv: Sequence[str]) -> list[str]:
     if any(ch in host for ch in ":&!*,[]~^$"):
         raise BadInputError(f"vm-safe acts on one host; {host!r} is a pattern",
                             remedy="Use `autoops run --limit PATTERN` for several hosts.")
-    out = ["run", verb, "--env", env, "--limit", host, *flags]
+    out = ["run", verb, "--env", env, "--limit", host, "--one-host", *flags]
     for pair in pairs:
         out += ["-p", pair]
     return out

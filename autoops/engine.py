@@ -54,6 +54,7 @@ class RunRequest:
     limit: str | None = None
     check_mode: bool = False
     actor: str | None = None
+    one_host: bool = False  # refuse unless the limit resolves to exactly one host (vm-safe)
 
 
 @dataclass
@@ -139,6 +140,10 @@ class Autoops:
         the_plan = build_plan(resolved, request.env, self.settings.project_dir,
                               set(self.policy.environments), request.limit,
                               check_mode=request.check_mode)
+        if request.one_host and len(the_plan.hosts) != 1:
+            raise BadInputError(
+                f"--limit {request.limit!r} matches {len(the_plan.hosts)} hosts, not exactly one",
+                remedy="Name one inventory host, or use `autoops run --limit` for several.")
         return the_plan, self.decide(the_plan, actor)
 
     def decide(self, the_plan: Plan, actor: str) -> Decision:

@@ -84,7 +84,7 @@ def test_backup_in_check_mode_writes_nothing(app: Autoops, backup_dir: Path) -> 
 def test_prune_keeps_the_newest_and_needs_confirmation(app: Autoops, backup_dir: Path) -> None:
     for label in ("one", "two", "three"):
         assert app.run(RunRequest("backup", "local", {"label": label})).status is ExitStatus.OK
-    newest = sorted(backup_dir.glob("*.tar.gz"))[-1]
+    newest = max(backup_dir.glob("*.tar.gz"))
     result = app.run(RunRequest("backup-prune", "local", {"keep": "1"}), confirm=confirm_local)
     assert result.status is ExitStatus.OK, result.results
     assert sorted(p.name for p in backup_dir.iterdir()) == sorted([
