@@ -158,10 +158,10 @@ def cmd_plan(app: Autoops, args: argparse.Namespace, output: Output, stdin: Text
 
 def cmd_run(app: Autoops, args: argparse.Namespace, output: Output, stdin: TextIO) -> ExitStatus:
     confirm = _terminal_confirm(output, stdin) if stdin.isatty() else None
-    with _cancel_on_signals() as cancelled:
+    with _cancel_on_signals() as (arm, cancelled):
         result = app.run(_request(args), confirm=confirm,
                          on_result=lambda r: output.text(render.result_line(r)),
-                         cancel=cancelled.is_set)
+                         cancel=cancelled.is_set, on_start=arm)
     doc = result.to_dict()
     output.text(render.run_summary(doc))
     if result.error is not None and not output.json_mode:
@@ -182,20 +182,32 @@ def _terminal_confirm(output: Output, stdin: TextIO) -> Callable[[Plan, Decision
 
 
 @contextmanager
-def _cancel_on_signals() -> Iterator[threading.Event]:
-    """SIGINT/SIGTERM ask the runner to cancel instead of killing us mid-record."""
+def _cancel_on_signals() -> Iterator[tuple[Callable[[], None], threading.Event]]:
+    """Turn SIGINT/SIGTERM into a runner cancel once the playbook starts.
+
+    Before that they interrupt as usual, so an operator can leave the confirmation
+    prompt; after, ansible-playbook is cancelled and nothing is killed mid-record.
+    """
     event = threading.Event()
     if threading.current_thread() is not threading.main_thread():
-        yield event
+        yield (lambda: None), event
         return
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    armed = threading.Event()
+
+    def handler(signum: int, _frame: object) -> None:
+        if armed.is_set():
+            event.set()
+        else:
+            raise KeyboardInterrupt(signal.Signals(signum).name)
+
     for sig in previous:
-        signal.signal(sig, lambda _s, _f: event.set())
+        signal.signal(sig, handler)
     try:
-        yield event
+        yield armed.set, event
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def cmd_audit(app: Autoops, args: argparse.Namespace, output: Output, _in: TextIO) -> ExitStatus:

@@ -168,7 +168,8 @@ class Autoops:
 
     def run(self, request: RunRequest, *, confirm: approvals.Confirm | None = None,
             on_result: ResultCallback | None = None,
-            cancel: Callable[[], bool] = lambda: False) -> RunResult:
+            cancel: Callable[[], bool] = lambda: False,
+            on_start: Callable[[], None] = lambda: None) -> RunResult:
         """Plan, decide, get approval, record, execute and record the result.
 
         Refusals raise (after being audited); a run that executed returns a RunResult
@@ -186,7 +187,12 @@ class Autoops:
         record("run.requested", {
             "plan": the_plan.to_dict(), "os_user": self.settings.os_user,
             "controller": socket.gethostname(), "pid": os.getpid()})
-        approval = approvals.satisfy(the_plan, decision, confirm)
+        try:
+            approval = approvals.satisfy(the_plan, decision, confirm)
+        except KeyboardInterrupt:
+            record("run.interrupted", {"reason": "interrupted while waiting for approval"})
+            self.db.set_run_status(run_id, "interrupted")
+            raise
         record("run.decision", {"decision": decision.to_dict(), "approval": approval.to_dict()})
         if not approval.satisfied:
             error = _refusal(decision, approval, the_plan)
@@ -195,6 +201,7 @@ class Autoops:
                                     "exit_status": int(error.status), "error": error.to_dict()})
             self.db.set_run_status(run_id, "refused")
             raise error
+        on_start()
         return self._execute(run_id, actor, the_plan, decision, approval, record=record,
                              on_result=on_result, cancel=cancel)
 

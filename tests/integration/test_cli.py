@@ -155,6 +155,25 @@ def test_typed_confirmation_on_a_terminal(settings: Settings, project: Path, tmp
         assert "AUTOOPS-CONFIRMATION-MISMATCH" in output
 
 
+def test_ctrl_c_at_the_prompt_leaves_and_is_audited(settings: Settings, project: Path) -> None:
+    localise(project, "production")
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([str(VENV_BIN / "autoops"), "run", "backup", "--env", "production"],
+                            stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=cli_env(settings))
+    os.close(slave)
+    try:
+        wait_for(lambda: any(r["type"] == "run.requested" for r in records(settings)), 60,
+                 "run.requested")
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    finally:
+        os.close(master)
+    assert proc.returncode == ExitStatus.INTERRUPTED
+    assert [r["type"] for r in records(settings)] == ["run.requested", "run.interrupted"]
+
+
 # -- signals ---------------------------------------------------------------------------
 
 def _start_sleep(settings: Settings, seconds: int) -> tuple[subprocess.Popen[str], str]:
