@@ -16,9 +16,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from autoops import approvals, policy, runner
+from autoops import approvals, policy
 from autoops.audit import AuditLog, Query
 from autoops.catalog import Catalog
 from autoops.errors import (
@@ -39,6 +39,9 @@ from autoops.redact import Redactor
 from autoops.settings import Settings
 from autoops.state import RunRow, StateDB
 from autoops.status import ExitStatus
+
+if TYPE_CHECKING:  # runner imports ansible_runner: only a run that executes loads it
+    from autoops.runner import HostResult, RunOutcome
 
 ACTOR_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$"
 ResultCallback = Callable[[dict[str, Any]], None]
@@ -139,7 +142,7 @@ class Autoops:
         resolved = self.catalog.resolve(request.action, request.params, request.env)
         the_plan = build_plan(resolved, request.env, self.settings.project_dir,
                               set(self.policy.environments), request.limit,
-                              check_mode=request.check_mode)
+                              check_mode=request.check_mode, host_cache=self.db)
         if request.one_host and len(the_plan.hosts) != 1:
             raise BadInputError(
                 f"--limit {request.limit!r} matches {len(the_plan.hosts)} hosts, not exactly one",
@@ -215,9 +218,11 @@ class Autoops:
     def _execute(self, run_id: str, actor: str, the_plan: Plan, decision: Decision,
                  approval: approvals.Approval, *, record: Callable[..., dict[str, Any]],
                  on_result: ResultCallback | None, cancel: Callable[[], bool]) -> RunResult:
+        from autoops import runner  # noqa: PLC0415 - ansible_runner only when executing
+
         results: list[dict[str, Any]] = []
 
-        def handle(result: runner.HostResult) -> None:
+        def handle(result: HostResult) -> None:
             data = self.redactor(result.to_dict())
             record("task.result", data, durable=False)
             results.append(data)
@@ -280,7 +285,7 @@ class Autoops:
         return self.audit.query(query, limit)
 
 
-def classify(outcome: runner.RunOutcome, run_id: str) -> tuple[ExitStatus, AutoopsError | None]:
+def classify(outcome: RunOutcome, run_id: str) -> tuple[ExitStatus, AutoopsError | None]:
     """Map the runner's outcome to an exit status; failures win over unreachable hosts."""
     failed = sorted(h for h, s in outcome.stats.items() if s.get("failures"))
     dark = sorted(h for h, s in outcome.stats.items() if s.get("dark"))

@@ -11,7 +11,7 @@ import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from autoops import inventory
 from autoops.catalog import ResolvedAction
@@ -19,6 +19,14 @@ from autoops.errors import CheckUnsupportedError
 
 CONTENT_ROOTS = ("ansible.cfg", "catalog.yml", "policy.yml", "playbooks", "roles",
                  "collections", "filter_plugins")
+
+
+class HostCache(Protocol):
+    """Resolved host lists keyed by content digest and limit (state.db implements it)."""
+
+    def cached_hosts(self, key: str) -> tuple[str, ...] | None: ...
+
+    def cache_hosts(self, key: str, hosts: tuple[str, ...]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -55,12 +63,22 @@ class Plan:
 
 
 def build(resolved: ResolvedAction, env: str, project_dir: Path, declared_envs: set[str],
-          limit: str | None = None, *, check_mode: bool = False) -> Plan:
+          limit: str | None = None, *, check_mode: bool = False,
+          host_cache: HostCache | None = None) -> Plan:
     """Derive the inventory from the env name, resolve hosts and digest the content."""
     if check_mode and not resolved.action.check_mode:
         raise CheckUnsupportedError(f"{resolved.action.name} does not support check mode")
     inv = inventory.inventory_path(project_dir / "inventories", env, declared_envs)
-    hosts = inventory.resolve_hosts(project_dir, inv, inventory.check_limit(limit))
+    limit = inventory.check_limit(limit)
+    digest = content_digest(project_dir, inv)
+    # ansible.cfg enables only static inventory plugins, and the digest covers every
+    # inventory file and ansible.cfg: the same digest and limit give the same hosts.
+    key = hashlib.sha256(f"{digest}\0{env}\0{limit or ''}".encode()).hexdigest()
+    hosts = host_cache.cached_hosts(key) if host_cache else None
+    if hosts is None:
+        hosts = inventory.resolve_hosts(project_dir, inv, limit)
+        if host_cache:
+            host_cache.cache_hosts(key, hosts)
     return Plan(
         resolved=resolved,
         env=env,
@@ -68,7 +86,7 @@ def build(resolved: ResolvedAction, env: str, project_dir: Path, declared_envs: 
         limit=limit,
         hosts=hosts,
         check_mode=check_mode,
-        content_digest=content_digest(project_dir, inv),
+        content_digest=digest,
         revision=git_revision(project_dir),
     )
 

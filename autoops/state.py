@@ -8,7 +8,9 @@ next autoops start finds runs whose process is gone and records them as interrup
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,11 @@ CREATE TABLE IF NOT EXISTS runs (
     started TEXT NOT NULL,
     status TEXT NOT NULL,
     data_dir TEXT
+);
+CREATE TABLE IF NOT EXISTS host_cache (
+    key TEXT PRIMARY KEY,
+    hosts TEXT NOT NULL,
+    used REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS audit_anchor (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -101,6 +108,19 @@ class StateDB:
         with self._connect() as db:
             rows = db.execute("SELECT * FROM runs WHERE status='running'").fetchall()
         return [RunRow(*row) for row in rows]
+
+    def cached_hosts(self, key: str) -> tuple[str, ...] | None:
+        with self._connect() as db:
+            row = db.execute("SELECT hosts FROM host_cache WHERE key=?", (key,)).fetchone()
+        return tuple(json.loads(row[0])) if row else None
+
+    def cache_hosts(self, key: str, hosts: tuple[str, ...]) -> None:
+        """Remember a resolved host list; only the 100 newest entries are kept."""
+        with self._connect() as db:
+            db.execute("INSERT OR REPLACE INTO host_cache VALUES (?,?,?)",
+                       (key, json.dumps(list(hosts)), time.time()))
+            db.execute("DELETE FROM host_cache WHERE key NOT IN "
+                       "(SELECT key FROM host_cache ORDER BY used DESC LIMIT 100)")
 
     def anchor(self) -> tuple[int, str] | None:
         with self._connect() as db:
