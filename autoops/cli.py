@@ -73,6 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
     show_run = asub.add_parser("show", parents=[common], help="every record of one run")
     show_run.add_argument("run_id")
     asub.add_parser("verify", parents=[common], help="check the hash chain")
+
+    lab = sub.add_parser("lab", parents=[common], help="disposable SSH hosts on this machine")
+    lsub = lab.add_subparsers(dest="lab_command", required=True, parser_class=_Parser)
+    lab_up = lsub.add_parser("up", parents=[common], help="start hosts, write inventories/lab")
+    lab_up.add_argument("--hosts", type=int, help="how many hosts (default 3)")
+    lab_up.add_argument("--groups", help="group sizes, e.g. web=2,db=1")
+    lsub.add_parser("status", parents=[common], help="the lab's hosts and their state")
+    lsub.add_parser("down", parents=[common], help="remove everything lab up created")
     return parser
 
 
@@ -242,8 +250,37 @@ def cmd_audit(app: Autoops, args: argparse.Namespace, output: Output, _in: TextI
     return ExitStatus.OK
 
 
+def cmd_lab(app: Autoops, args: argparse.Namespace, output: Output, _in: TextIO) -> ExitStatus:
+    from autoops.lab import manager  # noqa: PLC0415 - only lab commands need it
+
+    paths = manager.LabPaths(app.settings.lab_dir, app.settings.cache_dir / "lab",
+                             app.settings.inventories_dir / "lab")
+    def progress(line: str) -> None:  # with --json, progress goes to stderr
+        if output.json_mode:
+            output.err.write(line + "\n")
+        else:
+            output.text(line)
+
+    if args.lab_command == "up":
+        doc = manager.up(paths, manager.parse_groups(args.hosts, args.groups), progress)
+    elif args.lab_command == "down":
+        doc = manager.down(paths, progress)
+        output.text(f"lab: removed {len(doc['removed'])} host(s)")
+    else:
+        doc = manager.status(paths)
+    if args.lab_command != "down":
+        rows = [(h["name"], h["group"], f"127.0.0.1:{h['port']}", h["state"],
+                 f"{h['memory_mib']} MiB" if h.get("memory_mib") is not None else "-")
+                for h in doc["hosts"]]
+        output.text(render.table(rows, ("HOST", "GROUP", "SSH", "STATE", "MEMORY"))
+                    if rows else "lab: no lab is up (`autoops lab up`)")
+    output.document(doc)
+    return ExitStatus.OK
+
+
 COMMANDS: dict[str, Callable[[Autoops, argparse.Namespace, Output, TextIO], ExitStatus]] = {
     "list": cmd_list, "show": cmd_show, "plan": cmd_plan, "run": cmd_run, "audit": cmd_audit,
+    "lab": cmd_lab,
 }
 
 

@@ -30,7 +30,9 @@ def inventory_path(inventories_dir: Path, env: str, declared: set[str]) -> Path:
     root = inventories_dir.resolve()
     path = (root / env).resolve()
     if path.parent != root or not path.is_dir():
-        raise EnvUnknownError(f"environment {env!r} has no inventory directory at {root / env}")
+        raise EnvUnknownError(
+            f"environment {env!r} has no inventory directory at {root / env}",
+            remedy="Run `autoops lab up` first." if env == "lab" else None)
     return path
 
 

@@ -116,11 +116,11 @@ def git_revision(project_dir: Path) -> str | None:
     if not (project_dir / ".git").exists():
         return None
     try:
-        head = subprocess.run(["git", "-C", str(project_dir), "rev-parse", "HEAD"],  # noqa: S607
+        head = subprocess.run(["git", "-C", str(project_dir), "rev-parse", "HEAD"],
                               capture_output=True, text=True, timeout=10, check=False)
         if head.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "-C", str(project_dir), "status", "--porcelain",  # noqa: S607
+        dirty = subprocess.run(["git", "-C", str(project_dir), "status", "--porcelain",
                                 "--untracked-files=no"],
                                capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired):

@@ -108,7 +108,7 @@ def run_summary(run: Mapping[str, Any]) -> str:
                      str(s.get("failures", 0)), str(s.get("skipped", 0))))
     out = [table(rows, ("HOST", "RESULT", "OK", "CHANGED", "FAILED", "SKIPPED"))]
     out.extend(report_text(host, report)
-               for host, reports in run["reports"].items() for report in reports)
+               for host in run["plan"]["hosts"] for report in run["reports"].get(host, []))
     if run["plan"]["check_mode"]:
         diffs = [r for r in run["results"] if r.get("diff")]
         out.append(f"check mode: {len(diffs)} task(s) would change something"

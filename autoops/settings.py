@@ -21,6 +21,7 @@ class Settings:
     os_user: str
     python: Path
     search_path: str
+    cache_dir: Path
 
     @property
     def catalog_path(self) -> Path:
@@ -47,6 +48,11 @@ class Settings:
         """Parent of the per-run private data dirs (each 0700, removed after its run)."""
         return self.state_dir / "runs"
 
+    @property
+    def lab_dir(self) -> Path:
+        """The lab's keys, known_hosts, record and (if autoops started one) Docker engine."""
+        return self.state_dir / "lab"
+
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from ``AUTOOPS_*`` / XDG variables.
@@ -68,6 +74,8 @@ class Settings:
             os_user=_os_user(),
             python=Path(sys.executable),
             search_path=env.get("PATH", os.defpath),
+            cache_dir=Path(env.get("XDG_CACHE_HOME") or Path(env.get("HOME", "~")) / ".cache")
+            .expanduser() / "autoops",
         )
 
 

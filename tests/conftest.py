@@ -28,6 +28,8 @@ REPO = Path(__file__).resolve().parent.parent
 CONTENT = ("ansible.cfg", "catalog.yml", "policy.yml", "playbooks", "roles", "collections",
            "filter_plugins", "inventories")
 VENV_BIN = Path(sys.executable).parent
+# Built lab root filesystems are shared by every test (and with the operator's cache).
+CACHE_DIR = Settings.from_environ().cache_dir
 
 # Test-only actions: deliberately permissive parameters, to prove that even text that
 # passes a schema can never be executed as a template or a shell command.
@@ -127,7 +129,8 @@ def project(tmp_path: Path) -> Path:
 @pytest.fixture
 def settings(project: Path, tmp_path: Path) -> Settings:
     return Settings(project_dir=project, state_dir=tmp_path / "state", os_user="tester",
-                    python=Path(sys.executable), search_path=os.environ.get("PATH", os.defpath))
+                    python=Path(sys.executable), search_path=os.environ.get("PATH", os.defpath),
+                    cache_dir=CACHE_DIR)
 
 
 @dataclass

@@ -26,7 +26,8 @@ def _policy(case: dict[str, Any]) -> Policy:
 def test_decision_table(case: dict[str, Any]) -> None:
     request = Request(env=case["env"], action="act", risk=Risk.parse(case["risk"]),
                       action_environments=tuple(case.get("environments",
-                                                         ["local", "staging", "production"])),
+                                                         ["local", "lab", "staging",
+                                                          "production"])),
                       actor="alice", check_mode=case.get("check_mode", False), now=NOW)
     decision = evaluate(_policy(case), request)
     assert decision.outcome is Outcome(case["outcome"])

@@ -158,6 +158,8 @@ def read(path: str) -> str:
 def collect(limits: dict[str, Any], exclude_fstypes: list[str]) -> dict[str, Any]:
     mounts: list[dict[str, Any]] = []
     for entry in parse_mounts(read("/proc/mounts"), set(exclude_fstypes)):
+        if not os.path.isdir(entry["mount"]):  # a bind-mounted file (containers' resolv.conf)
+            continue
         try:
             entry.update(usage(os.statvfs(entry["mount"])))
         except OSError:

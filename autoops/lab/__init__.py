@@ -1,0 +1,1 @@
+"""The lab: disposable SSH hosts in local Docker containers, for trying actions and tests."""

@@ -1,0 +1,261 @@
+"""``autoops lab up|status|down``: real SSH hosts as containers on this machine's loopback.
+
+Each host is a container of the lab image with its own filesystem, hostname, users and
+processes, running supervisord (PID 1) with sshd on 127.0.0.1:PORT and a demo service.
+The host network is shared, so nothing but loopback is ever addressed. ``up`` writes
+``inventories/lab`` (git-ignored) so every action runs with ``--env lab``; host keys are
+collected with ssh-keyscan, so host key checking stays on.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from autoops.errors import BadInputError
+from autoops.lab import docker, image
+from autoops.lab.docker import Engine, LabError
+
+LABEL = "autoops.lab"
+BASE_PORT = 22200
+MAX_HOSTS = 200
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class LabHost:
+    name: str
+    group: str
+    port: int
+    container: str
+
+
+@dataclass(frozen=True)
+class LabPaths:
+    lab_dir: Path  # state: keys, known_hosts, lab.json, private engine
+    cache_dir: Path  # built root filesystems (kept across labs)
+    inventory_dir: Path  # inventories/lab
+
+    @property
+    def key(self) -> Path:
+        return self.lab_dir / "id_ed25519"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.lab_dir / "known_hosts"
+
+    @property
+    def record(self) -> Path:
+        return self.lab_dir / "lab.json"
+
+
+def parse_groups(hosts: int | None, groups: str | None) -> list[tuple[str, str]]:
+    """``--groups web=2,db=1`` → [(web1, web), (web2, web), (db1, db)]; else lab1..labN."""
+    if groups:
+        layout: list[tuple[str, str]] = []
+        for part in groups.split(","):
+            name, _, count = part.partition("=")
+            if not re.fullmatch(r"[a-z][a-z0-9]{0,15}", name) or not count.isdigit():
+                raise BadInputError(f"--groups {groups!r}: expected NAME=COUNT,… like web=2,db=1")
+            layout += [(f"{name}{i}", name) for i in range(1, int(count) + 1)]
+    else:
+        layout = [(f"lab{i}", "lab") for i in range(1, (hosts or 3) + 1)]
+    if hosts is not None and groups and hosts != len(layout):
+        raise BadInputError(f"--hosts {hosts} disagrees with --groups ({len(layout)} hosts)")
+    if not 1 <= len(layout) <= MAX_HOSTS or len({n for n, _ in layout}) != len(layout):
+        raise BadInputError(f"a lab has 1 to {MAX_HOSTS} hosts with distinct names")
+    return layout
+
+
+def up(paths: LabPaths, layout: list[tuple[str, str]], progress: Progress) -> dict[str, Any]:
+    if paths.record.exists():
+        raise LabError("a lab is already up", remedy="Run `autoops lab down` first.")
+    started = time.monotonic()
+    paths.lab_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    engine = docker.find_or_start(paths.lab_dir)
+    progress(f"lab: Docker engine at {engine.host}"
+             + (" (started by autoops)" if engine.private_dir else ""))
+    tag = image.ensure_image(engine, paths.cache_dir, progress)
+    _keypair(paths.key)
+    pubkey = paths.key.with_suffix(".pub").read_text().strip()
+    ports = _free_ports(len(layout))
+    hosts = [LabHost(name, group, port, f"autoops-lab-{name}")
+             for (name, group), port in zip(layout, ports, strict=True)]
+    _save(paths, engine, tag, hosts)  # before containers exist: `down` can always clean up
+    progress(f"lab: starting {len(hosts)} host(s) …")
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(lambda h: _start(engine, tag, h, pubkey), hosts))
+    _wait_for_ssh(hosts, paths.known_hosts, progress)
+    write_inventory(paths, hosts)
+    took = time.monotonic() - started
+    progress(f"lab: {len(hosts)} host(s) up in {took:.1f}s; try "
+             "`autoops run health --env lab`")
+    return {**status(paths), "seconds": round(took, 2)}
+
+
+def _keypair(key: Path) -> None:
+    if not key.exists():
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "autoops-lab",
+                        "-f", str(key)], check=True)
+
+
+def _free_ports(count: int) -> list[int]:
+    ports: list[int] = []
+    port = BASE_PORT
+    while len(ports) < count and port < 65000:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+                ports.append(port)
+            except OSError:
+                pass
+        port += 1
+    return ports
+
+
+def _start(engine: Engine, tag: str, host: LabHost, pubkey: str) -> None:
+    engine.docker("run", "--detach", "--name", host.container, "--hostname", host.name,
+                  "--network", "host", "--label", f"{LABEL}=1", "--label",
+                  f"{LABEL}.group={host.group}", "--env", f"AUTOOPS_LAB_PUBKEY={pubkey}",
+                  tag, "/usr/local/sbin/autoops-lab-init", str(host.port))
+
+
+def _wait_for_ssh(hosts: list[LabHost], known_hosts: Path, progress: Progress,
+                  timeout: float = 120) -> None:
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    for host in hosts:
+        while True:
+            scan = subprocess.run(["ssh-keyscan", "-T", "2", "-t", "ed25519", "-p",
+                                   str(host.port), "127.0.0.1"], capture_output=True,
+                                  text=True, check=False)
+            if scan.stdout.strip():
+                lines += [ln for ln in scan.stdout.splitlines() if not ln.startswith("#")]
+                break
+            if time.monotonic() > deadline:
+                raise LabError(f"{host.name} did not answer SSH on port {host.port}",
+                               remedy=f"docker logs {host.container}")
+            time.sleep(0.2)
+    known_hosts.write_text("\n".join(lines) + "\n")
+    progress(f"lab: SSH answers on {len(hosts)} host(s)")
+
+
+def write_inventory(paths: LabPaths, hosts: list[LabHost]) -> None:
+    groups: dict[str, dict[str, Any]] = {}
+    for host in hosts:
+        groups.setdefault(host.group, {"hosts": {}})["hosts"][host.name] = {
+            "ansible_port": host.port}
+    inv = paths.inventory_dir
+    (inv / "group_vars" / "all").mkdir(parents=True, exist_ok=True)
+    (inv / "hosts.yml").write_text("---\n# Written by `autoops lab up`; removed by `lab down`.\n"
+                                   + yaml.safe_dump({"all": {"children": groups}}))
+    common = {
+        "ansible_host": "127.0.0.1",
+        "ansible_user": "autoops",
+        "ansible_become": True,
+        "ansible_python_interpreter": "/usr/bin/python3",
+        "ansible_ssh_private_key_file": str(paths.key),
+        "ansible_ssh_common_args": f"-o UserKnownHostsFile={paths.known_hosts} "
+                                   "-o StrictHostKeyChecking=yes",
+        "autoops_service_manager": "supervisor",
+        "autoops_supervisor_config": "/etc/supervisor/supervisord.conf",
+        "autoops_backup_dir": "/var/backups/autoops",
+        "autoops_backup_paths": ["/etc/hostname", "/etc/hosts", "/etc/supervisor"],
+        "autoops_deploy_state_dir": "/var/lib/autoops/deploy",
+        "autoops_apps": {"demo": {"repo": "/srv/git/demo.git", "dest": "/srv/apps/demo",
+                                  "service": "autoops-demo"}},
+    }
+    (inv / "group_vars" / "all" / "main.yml").write_text(
+        "---\n# Written by `autoops lab up`.\n" + yaml.safe_dump(common, sort_keys=True))
+
+
+def _save(paths: LabPaths, engine: Engine, tag: str, hosts: list[LabHost]) -> None:
+    paths.record.write_text(json.dumps({
+        "engine": engine.host, "private_engine": str(engine.private_dir or ""),
+        "image": tag, "hosts": [asdict(h) for h in hosts]}, indent=2))
+
+
+def _load(paths: LabPaths) -> dict[str, Any] | None:
+    try:
+        data: dict[str, Any] = json.loads(paths.record.read_text())
+    except (OSError, ValueError):
+        return None
+    return data
+
+
+def _engine_of(record: dict[str, Any]) -> Engine:
+    private = record.get("private_engine") or None
+    return Engine(record["engine"], Path(private) if private else None)
+
+
+def status(paths: LabPaths) -> dict[str, Any]:
+    record = _load(paths)
+    if record is None:
+        return {"up": False, "hosts": []}
+    engine = _engine_of(record)
+    states: dict[str, str] = {}
+    ps = engine.docker("ps", "--all", "--filter", f"label={LABEL}=1", "--format",
+                       "{{.Names}}\t{{.State}}", check=False)
+    for line in ps.stdout.splitlines():
+        name, _, state = line.partition("\t")
+        states[name] = state
+    memory = _memory(engine, list(states))
+    hosts = [{**h, "state": states.get(h["container"], "missing"),
+              "memory_mib": memory.get(h["container"])} for h in record["hosts"]]
+    return {"up": True, "engine": record["engine"], "image": record["image"], "hosts": hosts,
+            "inventory": str(paths.inventory_dir)}
+
+
+def _memory(engine: Engine, names: list[str]) -> dict[str, float]:
+    if not names:
+        return {}
+    stats = engine.docker("stats", "--no-stream", "--format", "{{.Name}}\t{{.MemUsage}}",
+                          *names, check=False)
+    found: dict[str, float] = {}
+    units = {"B": 1 / 2**20, "KiB": 1 / 1024, "MiB": 1.0, "GiB": 1024.0}
+    for line in stats.stdout.splitlines():
+        name, _, usage = line.partition("\t")
+        match = re.match(r"([\d.]+)\s*([KMG]?i?B)", usage.strip())
+        if match and match.group(2) in units:
+            found[name] = round(float(match.group(1)) * units[match.group(2)], 2)
+    return found
+
+
+def stop_host(paths: LabPaths, name: str) -> None:
+    """Stop one host's container (to test unreachable hosts)."""
+    record = _load(paths)
+    if record is None:
+        raise LabError("no lab is up")
+    _engine_of(record).docker("stop", "--time", "1", f"autoops-lab-{name}")
+
+
+def down(paths: LabPaths, progress: Progress) -> dict[str, Any]:
+    """Remove the lab's containers, inventory, keys and any engine autoops started."""
+    record = _load(paths)
+    removed: list[str] = []
+    if record is not None:
+        engine = _engine_of(record)
+        ids = engine.docker("ps", "--all", "--quiet", "--filter", f"label={LABEL}=1",
+                            check=False).stdout.split()
+        if ids:
+            progress(f"lab: removing {len(ids)} container(s) …")
+            engine.docker("rm", "--force", *ids, check=False)
+        removed = [h["name"] for h in record["hosts"]]
+        if docker.stop_private(engine) and engine.private_dir is not None:
+            progress("lab: stopped the Docker engine autoops had started")
+            shutil.rmtree(engine.private_dir, ignore_errors=True)
+    for path in (paths.record, paths.known_hosts, paths.key, paths.key.with_suffix(".pub")):
+        path.unlink(missing_ok=True)
+    shutil.rmtree(paths.inventory_dir, ignore_errors=True)
+    return {"removed": removed}
