@@ -45,7 +45,7 @@ TEST_ACTIONS = {
     },
     "test-sleep": {
         "description": "Sleep (tests only).", "playbook": "playbooks/test-sleep.yml",
-        "risk": "SAFE", "environments": ["local"], "check_mode": False,
+        "risk": "SAFE", "environments": ["local", "lab"], "check_mode": False,
         "params": {"properties": {
             "seconds": {"type": "integer", "description": "how long", "minimum": 1,
                         "maximum": 600, "default": 60}}},
@@ -82,6 +82,8 @@ TEST_PLAYBOOKS = {
               ansible.builtin.command:
                 argv: [sleep, "{{ seconds }}"]
               changed_when: false
+            - name: Answer afterwards
+              ansible.builtin.ping:
         """,
 }
 

@@ -14,6 +14,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from autoops.errors import AutoopsError
 
@@ -80,19 +81,23 @@ def start_private(lab_dir: Path) -> Engine:
     base = lab_dir / "docker"
     base.mkdir(mode=0o700, parents=True, exist_ok=True)
     engine = private_engine(lab_dir)
-    log = (base / "dockerd.log").open("ab")
-    subprocess.Popen([
-        dockerd, "--bridge=none", "--iptables=false", "--ip6tables=false",
-        f"--data-root={base / 'data'}", f"--exec-root={base / 'exec'}",
-        f"--pidfile={base / 'dockerd.pid'}", f"--host={engine.host}",
-        "--log-level=warn"], stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-        start_new_session=True)
+    with (base / "dockerd.log").open("ab") as log:
+        _spawn_dockerd(dockerd, base, engine, log)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if _answers(engine.host):
             return engine
         time.sleep(0.3)
     raise LabError(f"dockerd did not start; see {base / 'dockerd.log'}")
+
+
+def _spawn_dockerd(dockerd: str, base: Path, engine: Engine, log: BinaryIO) -> None:
+    """Start dockerd detached (setsid --fork): it outlives this process until `lab down`."""
+    subprocess.run([
+        "setsid", "--fork", dockerd, "--bridge=none", "--iptables=false", "--ip6tables=false",
+        f"--data-root={base / 'data'}", f"--exec-root={base / 'exec'}",
+        f"--pidfile={base / 'dockerd.pid'}", f"--host={engine.host}",
+        "--log-level=warn"], stdout=log, stderr=log, stdin=subprocess.DEVNULL, check=True)
 
 
 def stop_private(engine: Engine) -> bool:
