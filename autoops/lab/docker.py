@@ -100,6 +100,19 @@ def _spawn_dockerd(dockerd: str, base: Path, engine: Engine, log: BinaryIO) -> N
         "--log-level=warn"], stdout=log, stderr=log, stdin=subprocess.DEVNULL, check=True)
 
 
+def remove_private(private_dir: Path) -> None:
+    """Remove a stopped private engine's directory and what dockerd left mounted in it.
+
+    dockerd leaves exec/netns/default (an nsfs mount) behind when it stops.
+    """
+    root = str(private_dir.resolve())
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    for mount in sorted((m for m in mounts if m == root or m.startswith(root + "/")),
+                        key=len, reverse=True):
+        subprocess.run(["umount", "--lazy", mount], capture_output=True, check=False)
+    shutil.rmtree(private_dir, ignore_errors=True)
+
+
 def stop_private(engine: Engine) -> bool:
     """Stop a dockerd autoops started (never the system's)."""
     if engine.private_dir is None:

@@ -255,7 +255,7 @@ def down(paths: LabPaths, progress: Progress) -> dict[str, Any]:
         removed = [h["name"] for h in record["hosts"]]
         if docker.stop_private(engine) and engine.private_dir is not None:
             progress("lab: stopped the Docker engine autoops had started")
-            shutil.rmtree(engine.private_dir, ignore_errors=True)
+            docker.remove_private(engine.private_dir)
     for path in (paths.record, paths.known_hosts, paths.key, paths.key.with_suffix(".pub")):
         path.unlink(missing_ok=True)
     shutil.rmtree(paths.inventory_dir, ignore_errors=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -125,3 +126,26 @@ def test_host_stopped_mid_run_is_unreachable_and_others_complete(
     dark = [r["data"]["host"] for r in records(lab.settings, result.run_id)
             if r["type"] == "task.result" and r["data"]["status"] == "unreachable"]
     assert dark == ["db1"]
+
+
+def test_lab_down_removes_everything_it_created(tmp_path_factory: pytest.TempPathFactory) -> None:
+    from tests.conftest import CACHE_DIR
+
+    base = tmp_path_factory.mktemp("labdown")
+    paths = manager.LabPaths(base / "lab", CACHE_DIR / "lab", base / "inventories" / "lab")
+    before = Path("/proc/mounts").read_text()
+    manager.up(paths, manager.parse_groups(1, None), print)
+    assert (paths.inventory_dir / "hosts.yml").exists()
+    record = manager._load(paths)
+    assert record is not None
+    engine = manager._engine_of(record)
+    manager.down(paths, print)
+    assert not paths.inventory_dir.exists()
+    assert not paths.record.exists()
+    assert not paths.key.exists()
+    if engine.private_dir is not None:
+        assert not engine.private_dir.exists()
+        assert str(base) not in Path("/proc/mounts").read_text()
+    else:  # a system engine stays, without our containers
+        assert "autoops-lab-lab1" not in engine.docker("ps", "--all").stdout
+    assert Path("/proc/mounts").read_text().count(str(base)) == before.count(str(base))
