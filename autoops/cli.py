@@ -253,8 +253,7 @@ def cmd_audit(app: Autoops, args: argparse.Namespace, output: Output, _in: TextI
 def cmd_lab(app: Autoops, args: argparse.Namespace, output: Output, _in: TextIO) -> ExitStatus:
     from autoops.lab import manager  # noqa: PLC0415 - only lab commands need it
 
-    paths = manager.LabPaths(app.settings.lab_dir, app.settings.cache_dir / "lab",
-                             app.settings.inventories_dir / "lab")
+    paths = manager.LabPaths.of(app.settings)
     def progress(line: str) -> None:  # with --json, progress goes to stderr
         if output.json_mode:
             output.err.write(line + "\n")

@@ -163,8 +163,7 @@ def become_subreaper() -> bool:
 
 
 def execute(spec: RunSpec, on_result: Callable[[HostResult], None],
-            cancel: Callable[[], bool] = lambda: False,
-            on_status: Callable[[str], None] = lambda _s: None) -> RunOutcome:
+            cancel: Callable[[], bool] = lambda: False) -> RunOutcome:
     """Run the playbook; ``on_result`` sees each host result as it happens.
 
     ``on_result`` must not raise into ansible-runner (that orphans ansible-playbook):
@@ -192,7 +191,6 @@ def execute(spec: RunSpec, on_result: Callable[[HostResult], None],
         # unconditionally before it spawns ansible-playbook; by "running" it is no longer read.
         if status == "running":
             (data_dir / "artifacts" / "run" / "command").unlink(missing_ok=True)
-        on_status(status)
 
     try:
         vars_file = data_dir / "autoops-extravars.yml"

@@ -26,6 +26,7 @@ import yaml
 from autoops.errors import BadInputError
 from autoops.lab import docker, image
 from autoops.lab.docker import Engine, LabError
+from autoops.settings import Settings
 
 LABEL = "autoops.lab"
 BASE_PORT = 22200
@@ -46,6 +47,12 @@ class LabPaths:
     lab_dir: Path  # state: keys, known_hosts, lab.json, private engine
     cache_dir: Path  # built root filesystems (kept across labs)
     inventory_dir: Path  # inventories/lab
+
+    @classmethod
+    def of(cls, settings: Settings) -> LabPaths:
+        """Where the lab of these settings keeps its state, cache and inventory."""
+        return cls(settings.lab_dir, settings.cache_dir / "lab",
+                   settings.inventories_dir / "lab")
 
     @property
     def key(self) -> Path:
@@ -187,7 +194,7 @@ def _save(paths: LabPaths, engine: Engine, tag: str, hosts: list[LabHost]) -> No
         "image": tag, "hosts": [asdict(h) for h in hosts]}, indent=2))
 
 
-def _load(paths: LabPaths) -> dict[str, Any] | None:
+def load_record(paths: LabPaths) -> dict[str, Any] | None:
     try:
         data: dict[str, Any] = json.loads(paths.record.read_text())
     except (OSError, ValueError):
@@ -195,16 +202,16 @@ def _load(paths: LabPaths) -> dict[str, Any] | None:
     return data
 
 
-def _engine_of(record: dict[str, Any]) -> Engine:
+def engine_of(record: dict[str, Any]) -> Engine:
     private = record.get("private_engine") or None
     return Engine(record["engine"], Path(private) if private else None)
 
 
 def status(paths: LabPaths) -> dict[str, Any]:
-    record = _load(paths)
+    record = load_record(paths)
     if record is None:
         return {"up": False, "hosts": []}
-    engine = _engine_of(record)
+    engine = engine_of(record)
     states: dict[str, str] = {}
     ps = engine.docker("ps", "--all", "--filter", f"label={LABEL}=1", "--format",
                        "{{.Names}}\t{{.State}}", check=False)
@@ -235,18 +242,18 @@ def _memory(engine: Engine, names: list[str]) -> dict[str, float]:
 
 def stop_host(paths: LabPaths, name: str) -> None:
     """Stop one host's container (to test unreachable hosts)."""
-    record = _load(paths)
+    record = load_record(paths)
     if record is None:
         raise LabError("no lab is up")
-    _engine_of(record).docker("stop", "--time", "1", f"autoops-lab-{name}")
+    engine_of(record).docker("stop", "--time", "1", f"autoops-lab-{name}")
 
 
 def down(paths: LabPaths, progress: Progress) -> dict[str, Any]:
     """Remove the lab's containers, inventory, keys and any engine autoops started."""
-    record = _load(paths)
+    record = load_record(paths)
     removed: list[str] = []
     if record is not None:
-        engine = _engine_of(record)
+        engine = engine_of(record)
         ids = engine.docker("ps", "--all", "--quiet", "--filter", f"label={LABEL}=1",
                             check=False).stdout.split()
         if ids:

@@ -37,9 +37,9 @@ class Lab:
     paths: manager.LabPaths
 
     def docker(self, *args: str) -> str:
-        record = manager._load(self.paths)
+        record = manager.load_record(self.paths)
         assert record is not None
-        return manager._engine_of(record).docker(*args).stdout
+        return manager.engine_of(record).docker(*args).stdout
 
     def on_host(self, host: str, *argv: str) -> str:
         return self.docker("exec", f"autoops-lab-{host}", *argv)
@@ -57,8 +57,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     settings = Settings(project_dir=project, state_dir=base / "state", os_user="tester",
                         python=Path(sys.executable),
                         search_path=os.environ.get("PATH", os.defpath), cache_dir=CACHE_DIR)
-    paths = manager.LabPaths(settings.lab_dir, settings.cache_dir / "lab",
-                             project / "inventories" / "lab")
+    paths = manager.LabPaths.of(settings)
     try:
         manager.up(paths, manager.parse_groups(None, "web=2,db=1"), print)
         yield Lab(settings, paths)

@@ -136,9 +136,9 @@ def test_lab_down_removes_everything_it_created(tmp_path_factory: pytest.TempPat
     before = Path("/proc/mounts").read_text()
     manager.up(paths, manager.parse_groups(1, None), print)
     assert (paths.inventory_dir / "hosts.yml").exists()
-    record = manager._load(paths)
+    record = manager.load_record(paths)
     assert record is not None
-    engine = manager._engine_of(record)
+    engine = manager.engine_of(record)
     manager.down(paths, print)
     assert not paths.inventory_dir.exists()
     assert not paths.record.exists()

@@ -27,7 +27,7 @@ def test_every_role_has_a_scenario_with_a_verify() -> None:
 
 @pytest.mark.parametrize("role", ROLES)
 def test_molecule_scenario(lab: Lab, role: str, tmp_path: Path) -> None:
-    record = manager._load(lab.paths)
+    record = manager.load_record(lab.paths)
     assert record is not None
     env = {**os.environ, "DOCKER_HOST": record["engine"], "AUTOOPS_LAB_IMAGE": image.image_tag(),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
