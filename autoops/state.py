@@ -75,6 +75,16 @@ class StateDB:
         self.path = path
         ensure_dir(path.parent)
         with self._connect() as db:
+            # Switching to WAL needs an exclusive lock and fails at once (no busy wait)
+            # when another process holds the database: set it once here, and retry.
+            for attempt in range(100):
+                try:
+                    db.execute("PRAGMA journal_mode=WAL")
+                    break
+                except sqlite3.OperationalError:
+                    if attempt == 99:
+                        raise
+                    time.sleep(0.05)
             db.executescript(_SCHEMA)
 
     @contextlib.contextmanager
@@ -84,7 +94,6 @@ class StateDB:
         except sqlite3.Error as exc:
             raise StateError(f"cannot open {self.path}: {exc}") from exc
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             yield conn
         except sqlite3.Error as exc:
