@@ -27,7 +27,7 @@ SCHEMA_VERSION = 1
 GENESIS = "0" * 64
 RECORD_TYPES = (
     "run.requested", "run.decision", "run.started", "task.result", "run.finished",
-    "run.interrupted",
+    "run.interrupted", "secrets.initialised", "secrets.edited", "secrets.rotated",
 )
 _FIELDS = ("v", "seq", "ts", "run_id", "type", "actor", "env", "action", "data", "prev", "hash")
 

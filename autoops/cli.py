@@ -20,7 +20,7 @@ from autoops import __version__, render
 from autoops.audit import RECORD_TYPES, Query, parse_since
 from autoops.catalog import parse_assignments
 from autoops.engine import Autoops, RunRequest
-from autoops.errors import AutoopsError, BadInputError
+from autoops.errors import AutoopsError, BadInputError, SecretsCheckFailedError
 from autoops.plan import Plan
 from autoops.policy import Decision, Outcome
 from autoops.settings import Settings
@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     show_run.add_argument("run_id")
     asub.add_parser("verify", parents=[common], help="check the hash chain")
 
+    _add_secrets_parser(sub, common)
+
     lab = sub.add_parser("lab", parents=[common], help="disposable SSH hosts on this machine")
     lsub = lab.add_subparsers(dest="lab_command", required=True, parser_class=_Parser)
     lab_up = lsub.add_parser("up", parents=[common], help="start hosts, write inventories/lab")
@@ -82,6 +84,27 @@ def build_parser() -> argparse.ArgumentParser:
     lsub.add_parser("status", parents=[common], help="the lab's hosts and their state")
     lsub.add_parser("down", parents=[common], help="remove everything lab up created")
     return parser
+
+
+def _add_secrets_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    secrets = sub.add_parser("secrets", parents=[common],
+                             help="SOPS/age-encrypted secrets, one key per environment")
+    ssub = secrets.add_subparsers(dest="secrets_command", required=True, parser_class=_Parser)
+    one_env = _Parser(add_help=False)
+    one_env.add_argument("--env", required=True)
+    ssub.add_parser("init", parents=[common, one_env],
+                    help="key pair, .sops.yaml rule and secrets file for ENV")
+    edit = ssub.add_parser("edit", parents=[common, one_env], help="edit in $EDITOR through sops")
+    edit.add_argument("--file", help="which SOPS file of ENV (default: its secrets.sops.yml)")
+    sshow = ssub.add_parser("show", parents=[common, one_env], help="variable names, never values")
+    sshow.add_argument("--keys", action="store_true", required=True,
+                       help="list the variable names (values are never shown)")
+    rotate = ssub.add_parser("rotate", parents=[common, one_env],
+                             help="new data key; --new-recipient re-keys to a new age key")
+    rotate.add_argument("--new-recipient", nargs="?", const="", metavar="AGE_RECIPIENT",
+                        help="re-key to this public key, or (no value) to a newly generated key")
+    ssub.add_parser("check", parents=[common],
+                    help="fail on unencrypted, cross-environment or plaintext secrets")
 
 
 class Output:
@@ -277,9 +300,47 @@ def cmd_lab(app: Autoops, args: argparse.Namespace, output: Output, _in: TextIO)
     return ExitStatus.OK
 
 
+def cmd_secrets(app: Autoops, args: argparse.Namespace, output: Output,
+                _in: TextIO) -> ExitStatus:
+    sub = args.secrets_command
+    if sub == "check":
+        from autoops import secretscan  # noqa: PLC0415 - detect-secrets loads slowly
+
+        findings = secretscan.check(app.settings.project_dir)
+        if findings:
+            if not output.json_mode:
+                output.err.write("".join(f"{f}\n" for f in findings))
+            raise SecretsCheckFailedError(
+                f"secrets check: {len(findings)} problem(s)",
+                details={"ok": False, "findings": [f.to_dict() for f in findings]})
+        output.document({"ok": True, "findings": []})
+        output.text("secrets check: OK (SOPS files encrypted per environment; no plaintext "
+                    "secret found)")
+        return ExitStatus.OK
+    if sub == "init":
+        doc = app.secrets_init(args.env)
+        output.text(render.secrets_init(doc))
+    elif sub == "edit":
+        doc = app.secrets_edit(args.env, args.file)
+        output.text(f"{doc['file']}: " + (
+            f"re-encrypted (added {', '.join(doc['added']) or 'nothing'}, removed "
+            f"{', '.join(doc['removed']) or 'nothing'})" if doc["changed"] else "unchanged"))
+    elif sub == "show":
+        doc = {"env": args.env, "files": app.secrets.key_names(args.env)}
+        output.text("\n".join(f"{file}:\n" + "".join(f"  {n}\n" for n in names)
+                              for file, names in doc["files"].items()).rstrip()
+                    or f"{args.env}: no SOPS files")
+    else:
+        recipient = args.new_recipient or None
+        doc = app.secrets_rotate(args.env, recipient, new_key=args.new_recipient == "")
+        output.text(render.secrets_rotate(doc))
+    output.document(doc)
+    return ExitStatus.OK
+
+
 COMMANDS: dict[str, Callable[[Autoops, argparse.Namespace, Output, TextIO], ExitStatus]] = {
     "list": cmd_list, "show": cmd_show, "plan": cmd_plan, "run": cmd_run, "audit": cmd_audit,
-    "lab": cmd_lab,
+    "lab": cmd_lab, "secrets": cmd_secrets,
 }
 
 

@@ -30,12 +30,14 @@ from autoops.errors import (
     InterruptedRunError,
     PlaybookFailedError,
     PolicyDeniedError,
+    SecretsError,
 )
 from autoops.plan import Plan
 from autoops.plan import build as build_plan
 from autoops.policy import Decision, Outcome, Policy
 from autoops.procs import is_alive, process_start_time
 from autoops.redact import Redactor
+from autoops.secrets import EnvSecrets, Secrets
 from autoops.settings import Settings
 from autoops.state import RunRow, StateDB
 from autoops.status import ExitStatus
@@ -124,6 +126,10 @@ class Autoops:
         return StateDB(self.settings.db_path)
 
     @cached_property
+    def secrets(self) -> Secrets:
+        return Secrets(self.settings, set(self.policy.environments), self.clock)
+
+    @cached_property
     def audit(self) -> AuditLog:
         return AuditLog(self.settings.audit_path, self.db, self.redactor)
 
@@ -190,6 +196,7 @@ class Autoops:
         record("run.requested", {
             "plan": the_plan.to_dict(), "os_user": self.settings.os_user,
             "controller": socket.gethostname(), "pid": os.getpid()})
+        loaded = self._load_secrets(run_id, the_plan.env, record)
         try:
             approval = approvals.satisfy(the_plan, decision, confirm)
         except KeyboardInterrupt:
@@ -205,8 +212,22 @@ class Autoops:
             self.db.set_run_status(run_id, "refused")
             raise error
         on_start()
-        return self._execute(run_id, actor, the_plan, decision, approval, record=record,
-                             on_result=on_result, cancel=cancel)
+        return self._execute(run_id, actor, the_plan, decision, approval, loaded=loaded,
+                             record=record, on_result=on_result, cancel=cancel)
+
+    def _load_secrets(self, run_id: str, env: str,
+                      record: Callable[..., dict[str, Any]]) -> EnvSecrets:
+        """Decrypt before any prompt: a key that cannot open the files stops the run here."""
+        try:
+            loaded = self.secrets.load_for_run(env)
+        except SecretsError as refused:
+            refused.details.update(run_id=run_id)
+            record("run.finished", {"status": "refused", "exit_status": int(refused.status),
+                                    "error": refused.to_dict()})
+            self.db.set_run_status(run_id, "refused")
+            raise
+        self.redactor.add(loaded.values)
+        return loaded
 
     def _recorder(self, run_id: str, actor: str,
                   the_plan: Plan) -> Callable[..., dict[str, Any]]:
@@ -216,7 +237,8 @@ class Autoops:
         return record
 
     def _execute(self, run_id: str, actor: str, the_plan: Plan, decision: Decision,
-                 approval: approvals.Approval, *, record: Callable[..., dict[str, Any]],
+                 approval: approvals.Approval, *, loaded: EnvSecrets,
+                 record: Callable[..., dict[str, Any]],
                  on_result: ResultCallback | None, cancel: Callable[[], bool]) -> RunResult:
         from autoops import runner  # noqa: PLC0415 - ansible_runner only when executing
 
@@ -239,9 +261,11 @@ class Autoops:
                 "autoops_action": the_plan.action_name, "autoops_check_mode": the_plan.check_mode,
             },
             check_mode=the_plan.check_mode, runs_dir=self.settings.runs_dir,
-            bin_dir=self.settings.python.parent, search_path=self.settings.search_path)
+            bin_dir=self.settings.python.parent, search_path=self.settings.search_path,
+            environ=self.secrets.run_environ(loaded))
         record("run.started", {"hosts": list(the_plan.hosts), "check_mode": the_plan.check_mode,
-                               "content_digest": the_plan.content_digest})
+                               "content_digest": the_plan.content_digest,
+                               "sops": loaded.to_dict()})
         try:
             outcome = runner.execute(spec, handle, cancel)
         except BaseException as exc:
@@ -249,6 +273,9 @@ class Autoops:
             record("run.interrupted", {"reason": reason})
             self.db.set_run_status(run_id, "interrupted")
             raise
+        outcome.errors = [self.redactor.text(e) for e in outcome.errors]
+        outcome.warnings = [self.redactor.text(w) for w in outcome.warnings] + [
+            f"too short to redact, keep it out of output: {name}" for name in loaded.unmaskable]
         status, error = classify(outcome, run_id)
         if status is ExitStatus.INTERRUPTED:
             record("run.interrupted", {"reason": "cancelled", "stats": outcome.stats})
@@ -277,6 +304,35 @@ class Autoops:
                 shutil.rmtree(leftover, ignore_errors=True)
             recovered.append(row.run_id)
         return recovered
+
+    # -- secrets ----------------------------------------------------------------------
+
+    def secrets_init(self, env: str) -> dict[str, Any]:
+        result = self.secrets.init(env)
+        self._record_admin("secrets.initialised", env, {
+            "fingerprint": result["fingerprint"], "file": result["file"],
+            "key_created": result["key_created"], "file_created": result["file_created"]})
+        return result
+
+    def secrets_edit(self, env: str, file: str | None = None) -> dict[str, Any]:
+        result = self.secrets.edit(env, file)
+        if result["changed"]:  # names only: values never reach the log
+            self._record_admin("secrets.edited", env, result)
+        return result
+
+    def secrets_rotate(self, env: str, new_recipient: str | None = None,
+                       new_key: bool = False) -> dict[str, Any]:
+        result = self.secrets.rotate(env, new_recipient, new_key)
+        self._record_admin("secrets.rotated", env, {
+            k: result[k] for k in ("files", "old_recipients", "new_recipients", "rekeyed",
+                                   "retired_key")})
+        return result
+
+    def _record_admin(self, type_: str, env: str, data: dict[str, Any]) -> None:
+        self.audit.append(run_id=new_run_id(self.clock()), type_=type_,
+                          actor=self.settings.os_user, env=env, action="secrets", data={
+                              **data, "os_user": self.settings.os_user,
+                              "controller": socket.gethostname()})
 
     # -- audit ------------------------------------------------------------------------
 

@@ -135,3 +135,50 @@ class StateError(AutoopsError):
 class RunnerError(AutoopsError):
     code = "AUTOOPS-RUNNER-FAILED"
     default_remedy = "ansible-runner could not start the playbook; check the ansible installation."
+
+
+class SecretsError(BadInputError):
+    """A secrets file, key or configuration that autoops refuses to use: nothing runs."""
+
+    code = "AUTOOPS-SECRETS"
+    default_remedy = "Run `autoops secrets check`; the README's Secrets section explains the set-up."
+
+
+class SecretsKeyMissingError(SecretsError):
+    code = "AUTOOPS-SECRETS-KEY-MISSING"
+    default_remedy = ("Put the environment's age key in place (`autoops secrets init --env ENV` "
+                      "creates one) or set SOPS_AGE_KEY_FILE.")
+
+
+class SecretsKeyWrongError(SecretsError):
+    code = "AUTOOPS-SECRETS-KEY-WRONG"
+    default_remedy = ("Use this environment's own age key; another environment's key never "
+                      "decrypts it (check SOPS_AGE_KEY_FILE / SOPS_AGE_KEY).")
+
+
+class SecretsTamperedError(SecretsError):
+    code = "AUTOOPS-SECRETS-TAMPERED"
+    default_remedy = ("The file failed SOPS's integrity check: restore it from git "
+                      "(`git checkout -- FILE`) and find out who changed it.")
+
+
+class SecretsInvalidError(SecretsError):
+    code = "AUTOOPS-SECRETS-INVALID"
+    default_remedy = "Restore the file from git, or recreate it with `autoops secrets edit`."
+
+
+class SecretsCrossEnvError(SecretsError):
+    code = "AUTOOPS-SECRETS-CROSS-ENV"
+    default_remedy = ("Each environment's files must be encrypted to its own recipient only; "
+                      "re-key with `autoops secrets rotate --env ENV --new-recipient`.")
+
+
+class SecretsCheckFailedError(SecretsError):
+    code = "AUTOOPS-SECRETS-CHECK-FAILED"
+    default_remedy = ("Encrypt the files with `autoops secrets edit`, move plaintext secrets into "
+                      "them, or mark a false positive with `# pragma: allowlist secret`.")
+
+
+class SecretsToolError(AutoopsError):
+    code = "AUTOOPS-SECRETS-SOPS"
+    default_remedy = "Reinstall autoops (`./bin/autoops` does) so that the sops binary is present."

@@ -25,12 +25,15 @@ class Redactor:
         self.add(secrets)
 
     def add(self, secrets: Iterable[str]) -> None:
-        """Register secret values; their JSON-escaped forms are masked as well."""
+        """Register secret values; their escaped and quoted forms are masked as well."""
         for value in secrets:
             if len(value) < 4:  # too short to mask without mangling ordinary text
                 continue
             escaped = json.dumps(value)[1:-1]
-            for form in {value, escaped, json.dumps(escaped)[1:-1]}:
+            ascii_escaped = json.dumps(value, ensure_ascii=False)[1:-1]
+            # as is, JSON-escaped (once and twice), and inside a Python repr (error messages)
+            forms = {value, escaped, ascii_escaped, json.dumps(escaped)[1:-1], repr(value)[1:-1]}
+            for form in forms:
                 if form not in self._needles:
                     self._needles.append(form)
         self._needles.sort(key=len, reverse=True)

@@ -208,3 +208,23 @@ def audit_record(rec: Mapping[str, Any]) -> str:
 
 def error_text(error: AutoopsError) -> str:
     return f"error[{error.code}]: {error.message}\n  remedy: {error.remedy}"
+
+
+def secrets_init(doc: dict[str, Any]) -> str:
+    key = "created" if doc["key_created"] else "uses"
+    made = "created" if doc["file_created"] else "kept"
+    return (f"{doc['env']}: {key} age key {doc['key']}\n"
+            f"  recipient {doc['recipient']} ({doc['fingerprint']})\n"
+            f"  .sops.yaml rule: inventories/{doc['env']}/**/*.sops.*\n"
+            f"  {made} {doc['file']}; edit it with `autoops secrets edit --env {doc['env']}`")
+
+
+def secrets_rotate(doc: dict[str, Any]) -> str:
+    lines = [f"{doc['env']}: new data key for {len(doc['files'])} file(s)"]
+    if doc["rekeyed"]:
+        lines.append(f"  re-keyed {', '.join(doc['old_recipients'])} -> "
+                     f"{', '.join(doc['new_recipients'])}")
+    if doc["retired_key"]:
+        lines.append(f"  old key moved to {doc['retired_key']}: destroy it once every copy "
+                     "of the new key is in place")
+    return "\n".join(lines)

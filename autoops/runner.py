@@ -51,6 +51,7 @@ class RunSpec:
     runs_dir: Path
     bin_dir: Path
     search_path: str
+    environ: Mapping[str, str] = field(default_factory=dict)  # e.g. where the age key is
 
 
 @dataclass(frozen=True)
@@ -266,4 +267,5 @@ def _envvars(spec: RunSpec, data_dir: Path) -> dict[str, str]:
         "ANSIBLE_HOST_KEY_CHECKING": "True",  # an inventory may relax it per host
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_FORCE_COLOR": "0",
+        **spec.environ,
     }

@@ -6,7 +6,7 @@ import getpass
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -22,6 +22,11 @@ class Settings:
     python: Path
     search_path: str
     cache_dir: Path
+    config_dir: Path
+    # SOPS_AGE_KEY_FILE / SOPS_AGE_KEY override the per-environment key files (CI, AWX).
+    age_key_file: Path | None = None
+    age_key: str | None = field(default=None, repr=False)
+    editor: str | None = None
 
     @property
     def catalog_path(self) -> Path:
@@ -53,6 +58,11 @@ class Settings:
         """The lab's keys, known_hosts, record and (if autoops started one) Docker engine."""
         return self.state_dir / "lab"
 
+    @property
+    def age_keys_dir(self) -> Path:
+        """Per-environment age private keys (0600), outside any repository."""
+        return self.config_dir / "age"
+
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from ``AUTOOPS_*`` / XDG variables.
@@ -76,6 +86,12 @@ class Settings:
             search_path=env.get("PATH", os.defpath),
             cache_dir=Path(env.get("XDG_CACHE_HOME") or Path(env.get("HOME", "~")) / ".cache")
             .expanduser() / "autoops",
+            config_dir=Path(env.get("XDG_CONFIG_HOME") or Path(env.get("HOME", "~")) / ".config")
+            .expanduser() / "autoops",
+            age_key_file=Path(env["SOPS_AGE_KEY_FILE"]).expanduser()
+            if env.get("SOPS_AGE_KEY_FILE") else None,
+            age_key=env.get("SOPS_AGE_KEY") or None,
+            editor=env.get("VISUAL") or env.get("EDITOR") or None,
         )
 
 

@@ -26,7 +26,7 @@ from autoops.status import ExitStatus
 
 REPO = Path(__file__).resolve().parent.parent
 CONTENT = ("ansible.cfg", "catalog.yml", "policy.yml", "playbooks", "roles", "collections",
-           "filter_plugins", "inventories")
+           "filter_plugins", "inventories", ".sops.yaml", ".pre-commit-config.yaml")
 VENV_BIN = Path(sys.executable).parent
 # Built lab root filesystems are shared by every test (and with the operator's cache).
 CACHE_DIR = Settings.from_environ().cache_dir
@@ -49,6 +49,17 @@ TEST_ACTIONS = {
         "params": {"properties": {
             "seconds": {"type": "integer", "description": "how long", "minimum": 1,
                         "maximum": 600, "default": 60}}},
+    },
+    "test-secret": {
+        "description": "Use the SOPS canary - deliver, echo and register it (tests only).",
+        "playbook": "playbooks/test-secret.yml", "risk": "SAFE",
+        "environments": ["local", "staging", "production"], "check_mode": False,
+        "params": {"required": ["dest"], "properties": {
+            "dest": {"type": "string", "description": "file", "pattern": "^/[A-Za-z0-9._/-]+$"},
+            "fail": {"type": "boolean", "description": "fail with the secret", "default": False},
+            "seconds": {"type": "integer", "description": "then sleep", "minimum": 0,
+                        "maximum": 600, "default": 0},
+        }},
     },
 }
 
@@ -85,6 +96,36 @@ TEST_PLAYBOOKS = {
             - name: Answer afterwards
               ansible.builtin.ping:
         """,
+    # Deliberately careless with the secret (no no_log on echo, register and fail) to
+    # prove that redaction catches it; the delivery itself is done properly.
+    "test-secret.yml": """\
+        ---
+        - name: Use a secret
+          hosts: all
+          gather_facts: false
+          tasks:
+            - name: Deliver the secret to its destination
+              ansible.builtin.copy:
+                content: "{{ canary_secret }}"
+                dest: "{{ dest }}"
+                mode: "0600"
+              no_log: true
+            - name: Echo the secret
+              ansible.builtin.debug:
+                msg: "the secret is {{ canary_secret }}"
+            - name: Register the secret
+              ansible.builtin.set_fact:
+                seen_secret: "{{ canary_secret | to_json }}"
+            - name: Fail with the secret in the message
+              ansible.builtin.fail:
+                msg: "refusing {{ canary_secret | to_json }} and {{ canary_secret | quote }}"
+              when: fail | default(false) | bool
+            - name: Keep working for a while
+              ansible.builtin.command:
+                argv: [sleep, "{{ seconds }}"]
+              changed_when: false
+              when: seconds | default(0) | int > 0
+        """,
 }
 
 
@@ -92,6 +133,8 @@ def make_project(dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     for name in CONTENT:
         src = REPO / name
+        if not src.exists():
+            continue
         if src.is_dir():
             shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "lab"))
         else:
@@ -132,7 +175,7 @@ def project(tmp_path: Path) -> Path:
 def settings(project: Path, tmp_path: Path) -> Settings:
     return Settings(project_dir=project, state_dir=tmp_path / "state", os_user="tester",
                     python=Path(sys.executable), search_path=os.environ.get("PATH", os.defpath),
-                    cache_dir=CACHE_DIR)
+                    cache_dir=CACHE_DIR, config_dir=tmp_path / "config" / "autoops")
 
 
 @dataclass
@@ -159,9 +202,15 @@ def run_cli(settings: Settings, *argv: str, stdin: str = "", tty: bool = False) 
 
 def cli_env(settings: Settings) -> dict[str, str]:
     """Environment for running the installed console scripts against a test project."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOOPS_")}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AUTOOPS_", "SOPS_", "EDITOR", "VISUAL"))}
     env.update(AUTOOPS_PROJECT_DIR=str(settings.project_dir),
-               AUTOOPS_STATE_DIR=str(settings.state_dir))
+               AUTOOPS_STATE_DIR=str(settings.state_dir),
+               XDG_CONFIG_HOME=str(settings.config_dir.parent))
+    if settings.age_key_file is not None:
+        env["SOPS_AGE_KEY_FILE"] = str(settings.age_key_file)
+    if settings.editor is not None:
+        env["EDITOR"] = settings.editor
     return env
 
 

@@ -56,7 +56,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     project = make_project(base / "project")
     settings = Settings(project_dir=project, state_dir=base / "state", os_user="tester",
                         python=Path(sys.executable),
-                        search_path=os.environ.get("PATH", os.defpath), cache_dir=CACHE_DIR)
+                        search_path=os.environ.get("PATH", os.defpath), cache_dir=CACHE_DIR,
+                        config_dir=base / "config" / "autoops")
     paths = manager.LabPaths.of(settings)
     try:
         manager.up(paths, manager.parse_groups(None, "web=2,db=1"), print)

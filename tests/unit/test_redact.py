@@ -9,7 +9,8 @@ from autoops.redact import MASK, Redactor
 
 
 def test_secret_named_keys_are_masked() -> None:
-    data = {"db_password": "x1", "api_key": "k", "token": None, "nested": [{"secret": 1}],
+    data = {"db_password": "x1",  # pragma: allowlist secret
+            "api_key": "k", "token": None, "nested": [{"secret": 1}],
             "service": "nginx", "become_pass": "p", "password_set": True}
     out = Redactor()(data)
     assert out["db_password"] == MASK
@@ -37,3 +38,18 @@ def test_short_values_are_not_used_as_needles() -> None:
 def test_a_registered_secret_never_survives(secret: str, before: str, after: str) -> None:
     red = Redactor([secret])
     assert secret not in red(before + secret + after) or secret in MASK
+
+
+@given(st.text(min_size=4, max_size=30).filter(lambda s: s not in MASK))
+def test_quoted_and_escaped_forms_never_survive(secret: str) -> None:
+    red = Redactor([secret])
+    for form in (json.dumps(secret), json.dumps(json.dumps(secret)), repr(secret),
+                 json.dumps({"msg": [secret]}, ensure_ascii=False)):
+        assert secret not in red(form)
+        assert json.dumps(secret)[1:-1] not in red(form) or json.dumps(secret)[1:-1] in MASK
+
+
+def test_python_repr_forms_in_error_messages_are_masked() -> None:
+    secret = "it's \"quoted\""
+    message = f"Task failed: {[secret]!r}"
+    assert Redactor([secret])(message) == f"Task failed: ['{MASK}']"

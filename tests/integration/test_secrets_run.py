@@ -1,0 +1,317 @@
+"""Secrets on the run path: real sops, real age keys, real playbooks, and leak hunts.
+
+A canary secret lives in a SOPS file of a (localised) environment. After each run
+every file under the state directory, the system temp directory, /dev/shm and
+~/.ansible, the console output, and every process's argv and environment sampled
+during the run are searched for it: the only copy allowed is the file the play
+delivered it to.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import signal
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+
+from autoops.engine import Autoops, RunRequest
+from autoops.errors import (
+    SecretsCrossEnvError,
+    SecretsKeyMissingError,
+    SecretsKeyWrongError,
+    SecretsTamperedError,
+)
+from autoops.redact import MASK
+from autoops.settings import Settings
+from autoops.sops import AgeKey, Sops
+from autoops.status import ExitStatus
+from tests.conftest import VENV_BIN, cli_env, localise, run_script
+from tests.integration.conftest import records, wait_for
+
+pytestmark = pytest.mark.integration
+
+SECRETS = Path("group_vars") / "all" / "secrets.sops.yml"
+
+
+class Canary:
+    """A unique secret whose core (hex) survives any quoting or escaping."""
+
+    def __init__(self) -> None:
+        self.core = secrets.token_hex(12)
+        self.value = f'Cn-{self.core}-"q\\b'
+
+    def found_in(self, text: str) -> bool:
+        return self.core in text
+
+
+def put_secrets(app: Autoops, env: str, data: dict[str, object]) -> Path:
+    path = app.settings.inventories_dir / env / SECRETS
+    rel = str(path.relative_to(app.settings.project_dir))
+    sops = Sops(app.secrets.config_path)
+    path.write_bytes(sops.encrypt(yaml.safe_dump(data).encode(), rel,
+                                  app.secrets.config().recipients(env)))
+    return path
+
+
+@pytest.fixture
+def keyed(settings: Settings, project: Path) -> Autoops:
+    """staging and production, each with its own key, both pointed at this machine."""
+    app = Autoops(settings)
+    for env in ("staging", "production"):
+        localise(project, env)
+        app.secrets_init(env)
+    return app
+
+
+class ProcessWatch(threading.Thread):
+    """Samples every process's argv and environment while a run is going."""
+
+    def __init__(self, needle: str) -> None:
+        super().__init__(daemon=True)
+        self.needle = needle.encode()
+        self.hits: list[str] = []
+        self.samples = 0
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            for proc in Path("/proc").iterdir():
+                if not proc.name.isdigit():
+                    continue
+                for what in ("cmdline", "environ"):
+                    try:
+                        data = (proc / what).read_bytes()
+                    except OSError:
+                        continue
+                    if self.needle in data:
+                        self.hits.append(f"{proc.name}/{what}")
+            self.samples += 1
+            self._stop_event.wait(0.01)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(10)
+
+
+@pytest.fixture
+def watch(request: pytest.FixtureRequest) -> Iterator[ProcessWatch]:
+    canary: Canary = request.getfixturevalue("canary")
+    watcher = ProcessWatch(canary.core)
+    watcher.start()
+    yield watcher
+    watcher.stop()
+
+
+@pytest.fixture
+def canary(keyed: Autoops) -> Canary:
+    value = Canary()
+    put_secrets(keyed, "staging", {"canary_secret": value.value, "other": "unused-1234"})
+    return value
+
+
+def files_containing(root: Path, needle: bytes, skip: set[Path]) -> list[Path]:
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = [d for d in dirnames if Path(dirpath, d) not in skip]
+        for name in filenames:
+            path = Path(dirpath, name)
+            if path in skip or not path.is_file() or path.is_symlink():
+                continue
+            try:
+                if path.stat().st_size > 64 * 2**20:
+                    continue
+                if needle in path.read_bytes():
+                    found.append(path)
+            except OSError:
+                continue
+    return found
+
+
+def leak_hunt(canary: Canary, settings: Settings, dest: Path, *texts: str) -> list[str]:
+    """Every place the canary is found, except its intended destination."""
+    roots = [settings.state_dir, Path(tempfile.gettempdir()), Path("/dev/shm"),
+             Path.home() / ".ansible"]
+    leaks = [str(p) for root in roots if root.exists()
+             for p in files_containing(root, canary.core.encode(), {dest})]
+    leaks += [f"console output #{i}" for i, text in enumerate(texts) if canary.found_in(text)]
+    return leaks
+
+
+def test_a_run_uses_the_secret_and_leaves_it_nowhere_else(
+        keyed: Autoops, canary: Canary, watch: ProcessWatch, tmp_path: Path) -> None:
+    dest = tmp_path / "delivered" / "secret.txt"
+    dest.parent.mkdir()
+    result = run_script(keyed.settings, "run", "test-secret", "--env", "staging",
+                        "-p", f"dest={dest}")
+    as_json = run_script(keyed.settings, "run", "test-secret", "--env", "staging",
+                         "-p", f"dest={dest}", "--json")
+    watch.stop()
+    assert result.returncode == 0, result.stderr
+    assert as_json.returncode == 0, as_json.stderr
+    assert dest.read_text() == canary.value, "the play must get the decrypted value"
+    assert oct(dest.stat().st_mode & 0o777) == "0o600"
+    echoed = [r for r in json.loads(as_json.stdout)["results"] if r["task"] == "Echo the secret"]
+    assert echoed[0]["msg"] == f"the secret is {MASK}", "the echoed secret is shown masked"
+    assert watch.samples > 10
+    assert watch.hits == [], "a process had the secret in its argv or environment"
+    assert leak_hunt(canary, keyed.settings, dest, result.stdout, result.stderr,
+                     as_json.stdout, as_json.stderr) == []
+    assert list(keyed.settings.runs_dir.iterdir()) == [], "the private data dir is removed"
+    started = [r for r in records(keyed.settings) if r["type"] == "run.started"]
+    assert started[-1]["data"]["sops"]["files"] == [f"inventories/staging/{SECRETS}"]
+
+
+def test_a_failing_task_with_the_secret_in_its_message_is_redacted(
+        keyed: Autoops, canary: Canary, watch: ProcessWatch, tmp_path: Path) -> None:
+    dest = tmp_path / "secret.txt"
+    result = run_script(keyed.settings, "run", "test-secret", "--env", "staging",
+                        "-p", f"dest={dest}", "-p", "fail=true")
+    as_json = run_script(keyed.settings, "run", "test-secret", "--env", "staging",
+                         "-p", f"dest={dest}", "-p", "fail=true", "--json")
+    watch.stop()
+    assert result.returncode == ExitStatus.PLAYBOOK_FAILED, result.stderr
+    doc = json.loads(as_json.stdout)
+    failed = [r for r in doc["results"] if r["status"] == "failed"]
+    assert failed
+    assert failed[0]["msg"].count(MASK) == 2, failed[0]["msg"]  # JSON-escaped and shell-quoted
+    assert watch.hits == []
+    assert leak_hunt(canary, keyed.settings, dest, result.stdout, result.stderr,
+                     as_json.stdout, as_json.stderr) == []
+
+
+def test_a_run_cancelled_mid_way_leaves_the_secret_nowhere(
+        keyed: Autoops, canary: Canary, watch: ProcessWatch, tmp_path: Path) -> None:
+    dest = tmp_path / "secret.txt"
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "autoops"), "run", "test-secret", "--env", "staging",
+         "-p", f"dest={dest}", "-p", "seconds=97"],
+        env=cli_env(keyed.settings), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: any(r["type"] == "task.result" and r["data"]["task"] == "Register the secret"
+                             for r in records(keyed.settings)), what="the secret to be in use")
+        wait_for(lambda: subprocess.run(["pgrep", "-f", "^sleep 97$"], check=False,
+                                        capture_output=True).returncode == 0, what="the sleep")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    watch.stop()
+    assert proc.returncode == ExitStatus.INTERRUPTED, err
+    assert subprocess.run(["pgrep", "-f", "^sleep 97$"], check=False).returncode == 1
+    assert watch.hits == []
+    assert leak_hunt(canary, keyed.settings, dest, out, err) == []
+    assert list(keyed.settings.runs_dir.iterdir()) == []
+
+
+def test_plain_ansible_playbook_reads_the_same_secrets(keyed: Autoops, canary: Canary,
+                                                       tmp_path: Path) -> None:
+    """AWX, Semaphore and a plain ansible-playbook use the repository's ansible.cfg."""
+    dest = tmp_path / "plain.txt"
+    project = keyed.settings.project_dir
+    env = {**os.environ, "SOPS_AGE_KEY_FILE": str(keyed.settings.age_keys_dir / "staging.txt"),
+           "ANSIBLE_CONFIG": str(project / "ansible.cfg"),  # sops on PATH, as in an EE
+           "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', os.defpath)}"}
+    env.pop("SOPS_AGE_KEY", None)
+    proc = subprocess.run(
+        [str(VENV_BIN / "ansible-playbook"), "-i", "inventories/staging",
+         "playbooks/test-secret.yml", "-e", f"dest={dest}"],
+        cwd=project, env=env, capture_output=True, text=True, check=False, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert dest.read_text() == canary.value
+    listing = subprocess.run([str(VENV_BIN / "ansible-inventory"), "-i", "inventories/staging",
+                              "--list"], cwd=project, env=env, capture_output=True, text=True,
+                             check=True)
+    assert not canary.found_in(listing.stdout), "inventory listings show ciphertext only"
+
+
+def test_each_environment_key_opens_only_its_own_file(keyed: Autoops) -> None:
+    files = {env: put_secrets(keyed, env, {"canary_secret": f"value-of-{env}"})
+             for env in ("staging", "production")}
+    keys = {env: AgeKey(file=keyed.settings.age_keys_dir / f"{env}.txt", origin=env)
+            for env in files}
+    for env, path in files.items():
+        assert json.loads(Sops(keyed.secrets.config_path, keys[env]).decrypt(path)) == {
+            "canary_secret": f"value-of-{env}"}
+        other = "production" if env == "staging" else "staging"
+        with pytest.raises(SecretsKeyWrongError):
+            Sops(keyed.secrets.config_path, keys[other]).decrypt(path)
+
+
+def refused_before_running(app: Autoops, dest: Path, code: str) -> None:
+    """The run stopped with ``code``: nothing executed, and the audit log says why."""
+    assert not dest.exists()
+    recs = records(app.settings)
+    assert not [r for r in recs if r["type"] in {"run.started", "task.result"}]
+    finished = [r for r in recs if r["type"] == "run.finished"]
+    assert finished[-1]["data"]["status"] == "refused"
+    assert finished[-1]["data"]["error"]["code"] == code
+
+
+def test_another_environments_key_stops_the_run(keyed: Autoops, canary: Canary,
+                                                tmp_path: Path) -> None:
+    dest = tmp_path / "secret.txt"
+    wrong = replace(keyed.settings, age_key_file=keyed.settings.age_keys_dir / "production.txt")
+    result = run_script(wrong, "run", "test-secret", "--env", "staging", "-p", f"dest={dest}")
+    assert result.returncode == ExitStatus.BAD_INPUT
+    assert "AUTOOPS-SECRETS-KEY-WRONG" in result.stderr
+    assert "remedy:" in result.stderr
+    refused_before_running(keyed, dest, "AUTOOPS-SECRETS-KEY-WRONG")
+    assert not canary.found_in(result.stdout + result.stderr)
+
+
+def test_a_missing_key_stops_the_run(keyed: Autoops, canary: Canary, tmp_path: Path) -> None:
+    dest = tmp_path / "secret.txt"
+    (keyed.settings.age_keys_dir / "staging.txt").unlink()
+    with pytest.raises(SecretsKeyMissingError):
+        Autoops(keyed.settings).run(RunRequest("test-secret", "staging", {"dest": str(dest)}))
+    refused_before_running(keyed, dest, "AUTOOPS-SECRETS-KEY-MISSING")
+
+
+@pytest.mark.parametrize("tamper", ["flip", "drop-key", "swap"])
+def test_a_tampered_file_stops_the_run(keyed: Autoops, tamper: str, tmp_path: Path) -> None:
+    path = put_secrets(keyed, "staging", {"canary_secret": "first-value-1",  # pragma: allowlist secret
+                                          "second": "second-value-2"})
+    doc = yaml.safe_load(path.read_text())
+    if tamper == "flip":
+        data = re.search(r"data:([^,]+)", doc["canary_secret"])
+        assert data is not None
+        old = data.group(1)
+        new = ("A" if old[0] != "A" else "B") + old[1:]
+        doc["canary_secret"] = doc["canary_secret"].replace(old, new)
+    elif tamper == "drop-key":
+        del doc["second"]
+    else:
+        doc["canary_secret"], doc["second"] = doc["second"], doc["canary_secret"]
+    path.write_text(yaml.safe_dump(doc))
+    dest = tmp_path / "secret.txt"
+    with pytest.raises(SecretsTamperedError):
+        Autoops(keyed.settings).run(RunRequest("test-secret", "staging", {"dest": str(dest)}))
+    refused_before_running(keyed, dest, "AUTOOPS-SECRETS-TAMPERED")
+
+
+def test_a_file_encrypted_for_another_environment_is_refused(keyed: Autoops,
+                                                             tmp_path: Path) -> None:
+    prod = put_secrets(keyed, "production", {"canary_secret": "production-only-1"})
+    stray = keyed.settings.inventories_dir / "staging" / "group_vars" / "all" / "x.sops.yml"
+    stray.write_bytes(prod.read_bytes())
+    dest = tmp_path / "secret.txt"
+    with pytest.raises(SecretsCrossEnvError, match="production's key"):
+        Autoops(keyed.settings).run(RunRequest("test-secret", "staging", {"dest": str(dest)}))
+    refused_before_running(keyed, dest, "AUTOOPS-SECRETS-CROSS-ENV")
+
+
+def test_environments_without_secrets_need_no_key(app: Autoops, tmp_path: Path) -> None:
+    dest = tmp_path / "echo.txt"
+    result = app.run(RunRequest("test-echo", "local", {"text": "hello", "dest": str(dest)}))
+    assert result.status is ExitStatus.OK
+    assert not app.settings.age_keys_dir.exists()
