@@ -13,6 +13,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 import signal
 import subprocess
 import tempfile
@@ -36,7 +37,7 @@ from autoops.settings import Settings
 from autoops.sops import AgeKey, Sops
 from autoops.status import ExitStatus
 from tests.conftest import VENV_BIN, cli_env, localise, run_script
-from tests.integration.conftest import records, wait_for
+from tests.integration.conftest import git, records, set_vars, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -315,3 +316,44 @@ def test_environments_without_secrets_need_no_key(app: Autoops, tmp_path: Path) 
     result = app.run(RunRequest("test-echo", "local", {"text": "hello", "dest": str(dest)}))
     assert result.status is ExitStatus.OK
     assert not app.settings.age_keys_dir.exists()
+
+
+def test_deploy_writes_the_apps_environment_file_from_secrets(
+        settings: Settings, project: Path, supervisor: Path, tmp_path: Path) -> None:
+    """The deploy role's env_file: SOPS values delivered 0600, a change restarts the app."""
+    app = Autoops(settings)
+    app.secrets_init("local")
+    canary = Canary()
+    put_secrets(app, "local", {"canary_secret": canary.value})
+    source = tmp_path / "src"
+    source.mkdir()
+    git("init", "-q", "-b", "main", cwd=source)
+    (source / "VERSION").write_text("v1")
+    git("add", "VERSION", cwd=source)
+    git("commit", "-q", "-m", "v1", cwd=source)
+    env_file = tmp_path / "demo.env"
+    config = {"repo": str(source), "dest": str(tmp_path / "demo"), "service": "autoops-demo",
+              "env_file": str(env_file),
+              "env": {"DB_PASSWORD": "{{ canary_secret }}", "MODE": "prod"}}
+    set_vars(project, "local", autoops_deploy_state_dir=str(tmp_path / "state-deploy"),
+             autoops_apps={"demo": config})
+    first = app.run(RunRequest("deploy", "local", {"app": "demo", "revision": "main"}))
+    assert first.status is ExitStatus.OK, first.results
+    assert env_file.read_text() == f"DB_PASSWORD={shlex.quote(canary.value)}\nMODE=prod\n"
+    assert oct(env_file.stat().st_mode & 0o777) == "0o600"
+    assert not canary.found_in(json.dumps(first.to_dict()))
+    assert not canary.found_in(settings.audit_path.read_text())
+
+    put_secrets(app, "local", {"canary_secret": "rotated-password-42"})  # pragma: allowlist secret
+    again = app.run(RunRequest("deploy", "local", {"app": "demo", "revision": "main"}))
+    assert again.status is ExitStatus.OK, again.results
+    assert "rotated-password-42" in env_file.read_text()
+    restarted = [r for r in again.results if r["task"].startswith("Restart") and r["changed"]]
+    assert restarted, "a changed environment file restarts the service"
+
+    (project / "ansible.cfg").write_text((project / "ansible.cfg").read_text().replace(
+        ", community.sops.sops", ""))
+    plain = app.run(RunRequest("deploy", "local", {"app": "demo", "revision": "main"}))
+    assert plain.status is ExitStatus.PLAYBOOK_FAILED
+    assert any("SOPS ciphertext" in (r["msg"] or "") for r in plain.results)
+    assert "rotated-password-42" in env_file.read_text(), "ciphertext is never written"
