@@ -28,6 +28,7 @@ GENESIS = "0" * 64
 RECORD_TYPES = (
     "run.requested", "run.decision", "run.started", "task.result", "run.finished",
     "run.interrupted", "secrets.initialised", "secrets.edited", "secrets.rotated",
+    "lock.stale_released",
 )
 _FIELDS = ("v", "seq", "ts", "run_id", "type", "actor", "env", "action", "data", "prev", "hash")
 

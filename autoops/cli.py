@@ -34,6 +34,16 @@ class _Parser(argparse.ArgumentParser):
         raise BadInputError(f"{self.prog}: {message}", remedy=f"Run `{self.prog} --help`.")
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 86400:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (0 to 86400)")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument("--json", action="store_true", help="print exactly one JSON document")
@@ -53,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--limit", help="Ansible host pattern within the environment")
     target.add_argument("--check", action="store_true", help="Ansible check mode with diff")
     target.add_argument("--actor", help="who is acting (default: the OS user)")
+    target.add_argument("--wait", type=_seconds, default=0, metavar="SECONDS",
+                        help="wait this long for another run's lock on the hosts (default 0)")
     target.add_argument("--one-host", action="store_true",
                         help="refuse unless --limit resolves to exactly one host")
     sub.add_parser("plan", parents=[common, target], help="validate and decide, run nothing")
@@ -174,7 +186,7 @@ def cmd_show(app: Autoops, args: argparse.Namespace, output: Output, _in: TextIO
 def _request(args: argparse.Namespace) -> RunRequest:
     return RunRequest(action=args.action, env=args.env, params=parse_assignments(args.param),
                       limit=args.limit, check_mode=args.check, actor=args.actor,
-                      one_host=args.one_host)
+                      one_host=args.one_host, wait=args.wait)
 
 
 def cmd_plan(app: Autoops, args: argparse.Namespace, output: Output, stdin: TextIO) -> ExitStatus:

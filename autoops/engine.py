@@ -28,10 +28,12 @@ from autoops.errors import (
     ConfirmationMismatchError,
     HostsUnreachableError,
     InterruptedRunError,
+    LockedError,
     PlaybookFailedError,
     PolicyDeniedError,
     SecretsError,
 )
+from autoops.locks import Locks, needs_lock
 from autoops.plan import Plan
 from autoops.plan import build as build_plan
 from autoops.policy import Decision, Outcome, Policy
@@ -39,7 +41,7 @@ from autoops.procs import is_alive, process_start_time
 from autoops.redact import Redactor
 from autoops.secrets import EnvSecrets, Secrets
 from autoops.settings import Settings
-from autoops.state import RunRow, StateDB
+from autoops.state import LockHolder, RunRow, StateDB
 from autoops.status import ExitStatus
 
 if TYPE_CHECKING:  # runner imports ansible_runner: only a run that executes loads it
@@ -60,6 +62,7 @@ class RunRequest:
     check_mode: bool = False
     actor: str | None = None
     one_host: bool = False  # refuse unless the limit resolves to exactly one host (vm-safe)
+    wait: float = 0  # seconds to wait for another run's host lock
 
 
 @dataclass
@@ -124,6 +127,10 @@ class Autoops:
     @cached_property
     def db(self) -> StateDB:
         return StateDB(self.settings.db_path)
+
+    @cached_property
+    def locks(self) -> Locks:
+        return Locks(self.db)
 
     @cached_property
     def secrets(self) -> Secrets:
@@ -211,9 +218,41 @@ class Autoops:
                                     "exit_status": int(error.status), "error": error.to_dict()})
             self.db.set_run_status(run_id, "refused")
             raise error
-        on_start()
-        return self._execute(run_id, actor, the_plan, decision, approval, loaded=loaded,
-                             record=record, on_result=on_result, cancel=cancel)
+        locked = self._lock(run_id, actor, the_plan, request.wait, record)
+        try:
+            on_start()
+            return self._execute(run_id, actor, the_plan, decision, approval, loaded=loaded,
+                                 record=record, on_result=on_result, cancel=cancel)
+        finally:
+            if locked:
+                self.locks.release(run_id)
+
+    def _lock(self, run_id: str, actor: str, the_plan: Plan, wait: float,
+              record: Callable[..., dict[str, Any]]) -> bool:
+        """Lock the plan's hosts when the run can change something; False when it cannot."""
+        if not needs_lock(the_plan.resolved.action.risk, the_plan.check_mode):
+            return False
+        holder = LockHolder(run_id=run_id, actor=actor, pid=os.getpid(),
+                            pid_start=process_start_time(os.getpid()) or "",
+                            acquired=self.clock().isoformat())
+
+        def stale(gone: LockHolder) -> None:
+            record("lock.stale_released", {"holder": gone.to_dict(), "hosts": list(the_plan.hosts),
+                                           "reason": f"process {gone.pid} of run {gone.run_id} "
+                                                     "is gone"})
+        try:
+            self.locks.acquire(the_plan.env, the_plan.hosts, holder, wait=wait, on_stale=stale)
+        except LockedError as busy:
+            busy.details.update(run_id=run_id)
+            record("run.finished", {"status": "busy", "exit_status": int(busy.status),
+                                    "error": busy.to_dict()})
+            self.db.set_run_status(run_id, "refused")
+            raise
+        except KeyboardInterrupt:
+            record("run.interrupted", {"reason": "interrupted while waiting for a host lock"})
+            self.db.set_run_status(run_id, "interrupted")
+            raise
+        return True
 
     def _load_secrets(self, run_id: str, env: str,
                       record: Callable[..., dict[str, Any]]) -> EnvSecrets:
@@ -264,6 +303,8 @@ class Autoops:
             bin_dir=self.settings.python.parent, search_path=self.settings.search_path,
             environ=self.secrets.run_environ(loaded))
         record("run.started", {"hosts": list(the_plan.hosts), "check_mode": the_plan.check_mode,
+                               "locked": needs_lock(the_plan.resolved.action.risk,
+                                                    the_plan.check_mode),
                                "content_digest": the_plan.content_digest,
                                "sops": loaded.to_dict()})
         try:
@@ -300,6 +341,7 @@ class Autoops:
                                             "recording run.finished (killed or crashed)",
                                   "recovered_by_pid": os.getpid()})
             self.db.set_run_status(row.run_id, "interrupted")
+            self.db.unlock(row.run_id)
             for leftover in self.settings.runs_dir.glob(f"{row.run_id}.*"):
                 shutil.rmtree(leftover, ignore_errors=True)
             recovered.append(row.run_id)

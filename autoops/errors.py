@@ -182,3 +182,10 @@ class SecretsCheckFailedError(SecretsError):
 class SecretsToolError(AutoopsError):
     code = "AUTOOPS-SECRETS-SOPS"
     default_remedy = "Reinstall autoops (`./bin/autoops` does) so that the sops binary is present."
+
+
+class LockedError(AutoopsError):
+    code = "AUTOOPS-LOCKED"
+    status = ExitStatus.BUSY
+    default_remedy = ("Wait for that run to finish (`autoops audit show RUN_ID`), or retry with "
+                      "--wait SECONDS.")

@@ -1,4 +1,4 @@
-"""The state directory and ``state.db``: which runs are in flight, and the audit anchor.
+"""The state directory and ``state.db``: runs in flight, host locks and the audit anchor.
 
 SQLite from the standard library. A run registers itself (pid and the pid's start
 time, so a recycled pid is not mistaken for it) before its first audit record; the
@@ -11,7 +11,7 @@ import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +34,16 @@ CREATE TABLE IF NOT EXISTS host_cache (
     hosts TEXT NOT NULL,
     used REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS host_locks (
+    env TEXT NOT NULL,
+    host TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    pid_start TEXT NOT NULL,
+    acquired TEXT NOT NULL,
+    PRIMARY KEY (env, host)
+);
 CREATE TABLE IF NOT EXISTS audit_anchor (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     seq INTEGER NOT NULL,
@@ -53,6 +63,21 @@ def ensure_dir(path: Path) -> Path:
         raise StateError(f"{path} is writable by other users (mode {st.st_mode & 0o777:o})",
                          remedy=f"chmod 700 {path}")
     return path
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    """The run holding a lock, and how to tell whether its process still lives."""
+
+    run_id: str
+    actor: str
+    pid: int
+    pid_start: str
+    acquired: str
+
+    def to_dict(self) -> dict[str, str | int]:
+        return {"run_id": self.run_id, "actor": self.actor, "pid": self.pid,
+                "acquired": self.acquired}
 
 
 @dataclass(frozen=True)
@@ -142,3 +167,44 @@ class StateDB:
             db.execute("INSERT INTO audit_anchor VALUES (1,?,?) ON CONFLICT(id) DO UPDATE SET "
                        "seq=excluded.seq, hash=excluded.hash WHERE excluded.seq > seq",
                        (seq, digest))
+
+    def try_lock(self, env: str, hosts: Sequence[str], holder: LockHolder,
+                 alive: Callable[[int, str], bool]) -> tuple[list[LockHolder], list[LockHolder]]:
+        """Lock ``hosts`` for ``holder`` unless a live run holds any of them.
+
+        One IMMEDIATE transaction: two runs racing for the same hosts cannot both win.
+        Locks of processes that died are released first. Returns (live holders in the
+        way, stale holders released); the lock is taken only when the first is empty.
+        """
+        marks = ",".join("?" * len(hosts))
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                query = ("SELECT DISTINCT run_id, actor, pid, pid_start, acquired "  # noqa: S608
+                         f"FROM host_locks WHERE env=? AND host IN ({marks})")  # only '?'s
+                rows = db.execute(query, (env, *hosts)).fetchall()
+                holders = [LockHolder(*row) for row in rows]
+                stale = [h for h in holders if not alive(h.pid, h.pid_start)]
+                for gone in stale:
+                    db.execute("DELETE FROM host_locks WHERE run_id=?", (gone.run_id,))
+                live = [h for h in holders if h not in stale]
+                if not live:
+                    db.executemany("INSERT INTO host_locks VALUES (?,?,?,?,?,?,?)", [
+                        (env, host, holder.run_id, holder.actor, holder.pid, holder.pid_start,
+                         holder.acquired) for host in hosts])
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return live, stale
+
+    def unlock(self, run_id: str) -> None:
+        with self._connect() as db:
+            db.execute("DELETE FROM host_locks WHERE run_id=?", (run_id,))
+
+    def locks(self) -> list[tuple[str, str, LockHolder]]:
+        """(env, host, holder) for every lock held."""
+        with self._connect() as db:
+            rows = db.execute("SELECT env, host, run_id, actor, pid, pid_start, acquired "
+                              "FROM host_locks ORDER BY env, host").fetchall()
+        return [(row[0], row[1], LockHolder(*row[2:])) for row in rows]

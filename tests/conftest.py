@@ -50,6 +50,14 @@ TEST_ACTIONS = {
             "seconds": {"type": "integer", "description": "how long", "minimum": 1,
                         "maximum": 600, "default": 60}}},
     },
+    "test-hold": {
+        "description": "Sleep, as a run that can change something (tests only).",
+        "playbook": "playbooks/test-sleep.yml", "risk": "LOW",
+        "environments": ["local"], "check_mode": False,
+        "params": {"properties": {
+            "seconds": {"type": "integer", "description": "how long", "minimum": 1,
+                        "maximum": 600, "default": 60}}},
+    },
     "test-secret": {
         "description": "Use the SOPS canary - deliver, echo and register it (tests only).",
         "playbook": "playbooks/test-secret.yml", "risk": "SAFE",

@@ -1,0 +1,55 @@
+"""Host locks: at most one run that can change something per host at a time.
+
+A run takes a lock on its environment's resolved hosts after it is approved and
+before anything executes, and releases it when it ends. Read-only runs (SAFE, or
+check mode) take none and wait for none. A lock whose process died (kill -9, power
+loss) is released by the next run that meets it, and that is reported so it can be
+audited.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from autoops.errors import LockedError
+from autoops.procs import is_alive
+from autoops.risk import Risk
+from autoops.state import LockHolder, StateDB
+
+_POLL = 0.2
+
+
+def needs_lock(risk: Risk, check_mode: bool) -> bool:
+    return risk > Risk.SAFE and not check_mode
+
+
+@dataclass
+class Locks:
+    db: StateDB
+    alive: Callable[[int, str], bool] = is_alive
+    sleep: Callable[[float], None] = time.sleep
+    monotonic: Callable[[], float] = time.monotonic
+
+    def acquire(self, env: str, hosts: Sequence[str], holder: LockHolder, *, wait: float = 0,
+                on_stale: Callable[[LockHolder], None] = lambda _h: None) -> None:
+        """Take the lock, waiting up to ``wait`` seconds; raise LockedError otherwise."""
+        deadline = self.monotonic() + max(wait, 0)
+        while True:
+            live, stale = self.db.try_lock(env, sorted(set(hosts)), holder, self.alive)
+            for gone in stale:
+                on_stale(gone)
+            if not live:
+                return
+            remaining = deadline - self.monotonic()
+            if remaining <= 0:
+                first = live[0]
+                raise LockedError(
+                    f"{env}: hosts are locked by run {first.run_id} of {first.actor} "
+                    f"(pid {first.pid}, since {first.acquired})",
+                    details={"holders": [h.to_dict() for h in live]})
+            self.sleep(min(_POLL, remaining))
+
+    def release(self, run_id: str) -> None:
+        self.db.unlock(run_id)
