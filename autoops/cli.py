@@ -105,7 +105,7 @@ def _add_secrets_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     one_env = _Parser(add_help=False)
     one_env.add_argument("--env", required=True)
     ssub.add_parser("init", parents=[common, one_env],
-                    help="key pair, .sops.yaml rule and secrets file for ENV")
+                    help="key pair, sops-rules.yaml rule and secrets file for ENV")
     edit = ssub.add_parser("edit", parents=[common, one_env], help="edit in $EDITOR through sops")
     edit.add_argument("--file", help="which SOPS file of ENV (default: its secrets.sops.yml)")
     sshow = ssub.add_parser("show", parents=[common, one_env], help="variable names, never values")

@@ -213,10 +213,8 @@ class Autoops:
         record("run.decision", {"decision": decision.to_dict(), "approval": approval.to_dict()})
         if not approval.satisfied:
             error = _refusal(decision, approval, the_plan)
-            error.details.update(run_id=run_id, decision=decision.to_dict())
-            record("run.finished", {"status": error.status.name.lower(),
-                                    "exit_status": int(error.status), "error": error.to_dict()})
-            self.db.set_run_status(run_id, "refused")
+            error.details.update(decision=decision.to_dict())
+            self._refused(run_id, record, error, error.status.name.lower())
             raise error
         locked = self._lock(run_id, actor, the_plan, request.wait, record)
         try:
@@ -243,10 +241,7 @@ class Autoops:
         try:
             self.locks.acquire(the_plan.env, the_plan.hosts, holder, wait=wait, on_stale=stale)
         except LockedError as busy:
-            busy.details.update(run_id=run_id)
-            record("run.finished", {"status": "busy", "exit_status": int(busy.status),
-                                    "error": busy.to_dict()})
-            self.db.set_run_status(run_id, "refused")
+            self._refused(run_id, record, busy, "busy")
             raise
         except KeyboardInterrupt:
             record("run.interrupted", {"reason": "interrupted while waiting for a host lock"})
@@ -260,13 +255,18 @@ class Autoops:
         try:
             loaded = self.secrets.load_for_run(env)
         except SecretsError as refused:
-            refused.details.update(run_id=run_id)
-            record("run.finished", {"status": "refused", "exit_status": int(refused.status),
-                                    "error": refused.to_dict()})
-            self.db.set_run_status(run_id, "refused")
+            self._refused(run_id, record, refused, "refused")
             raise
         self.redactor.add(loaded.values)
         return loaded
+
+    def _refused(self, run_id: str, record: Callable[..., dict[str, Any]], error: AutoopsError,
+                 status: str) -> None:
+        """End a run that never executed: its run.finished names the error."""
+        error.details.update(run_id=run_id)
+        record("run.finished", {"status": status, "exit_status": int(error.status),
+                                "error": error.to_dict()})
+        self.db.set_run_status(run_id, "refused")
 
     def _recorder(self, run_id: str, actor: str,
                   the_plan: Plan) -> Callable[..., dict[str, Any]]:

@@ -215,7 +215,7 @@ def secrets_init(doc: dict[str, Any]) -> str:
     made = "created" if doc["file_created"] else "kept"
     return (f"{doc['env']}: {key} age key {doc['key']}\n"
             f"  recipient {doc['recipient']} ({doc['fingerprint']})\n"
-            f"  .sops.yaml rule: inventories/{doc['env']}/**/*.sops.*\n"
+            f"  sops-rules.yaml rule: inventories/{doc['env']}/**/*.sops.*\n"
             f"  {made} {doc['file']}; edit it with `autoops secrets edit --env {doc['env']}`")
 
 

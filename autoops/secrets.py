@@ -30,7 +30,7 @@ from autoops.inventory import inventory_path
 from autoops.settings import Settings
 from autoops.sops import AgeKey, Sops
 from autoops.sops import binary as sops_binary
-from autoops.sopsconfig import SopsConfig, write_atomic
+from autoops.sopsconfig import CONFIG_NAME, SopsConfig, write_atomic
 
 SECRETS_FILE = Path("group_vars") / "all" / "secrets.sops.yml"
 SOPS_SUFFIXES = (".sops.yml", ".sops.yaml", ".sops.json")
@@ -38,7 +38,7 @@ MIN_MASKABLE = 4  # the redactor does not mask shorter values (it would mangle t
 
 
 def is_sops_name(name: str) -> bool:
-    return name.endswith(SOPS_SUFFIXES) and not name.startswith(".")
+    return name.endswith(SOPS_SUFFIXES)
 
 
 def parse_document(text: str) -> Any:
@@ -102,7 +102,7 @@ class Secrets:
 
     @property
     def config_path(self) -> Path:
-        return self.settings.project_dir / ".sops.yaml"
+        return self.settings.project_dir / CONFIG_NAME
 
     def config(self) -> SopsConfig:
         return SopsConfig.load(self.config_path)
@@ -113,6 +113,7 @@ class Secrets:
     def files(self, env: str) -> list[Path]:
         """Every SOPS file ``env``'s inventory holds (what the vars plugin will load)."""
         root = self.inventory(env)
+        # hidden files are skipped, as the vars plugin skips them (`secrets check` does not)
         return sorted(p for p in root.rglob("*") if p.is_file() and is_sops_name(p.name)
                       and not any(part.startswith(".") for part in p.relative_to(root).parts))
 
@@ -135,7 +136,7 @@ class Secrets:
         own = config.recipients(env)
         if not own:
             raise SecretsInvalidError(
-                f"{env} has SOPS files but .sops.yaml has no creation rule for it",
+                f"{env} has SOPS files but sops-rules.yaml has no creation rule for it",
                 remedy=f"Run `autoops secrets init --env {env}`.")
         values: list[str] = []
         short: list[str] = []
@@ -229,13 +230,7 @@ class Secrets:
 
     def key_names(self, env: str) -> dict[str, list[str]]:
         """Variable names per file, read from the encrypted files (no key needed)."""
-        names: dict[str, list[str]] = {}
-        for path in self.files(env):
-            doc = parse_document(self._read(path))
-            if sops_metadata(doc) is None:
-                raise SecretsInvalidError(f"{self.relative(path)} is not SOPS-encrypted")
-            names[self.relative(path)] = [name for name, _ in leaves(doc)]
-        return names
+        return {self.relative(path): self.key_names_of(path) for path in self.files(env)}
 
     def edit(self, env: str, file: str | None = None) -> dict[str, Any]:
         """Open a file of ``env`` in $EDITOR through sops; report which names changed."""
@@ -252,7 +247,10 @@ class Secrets:
                 "added": sorted(after - before), "removed": sorted(before - after)}
 
     def key_names_of(self, path: Path) -> list[str]:
-        return [name for name, _ in leaves(parse_document(self._read(path)))]
+        doc = parse_document(self._read(path))
+        if sops_metadata(doc) is None:
+            raise SecretsInvalidError(f"{self.relative(path)} is not SOPS-encrypted")
+        return [name for name, _ in leaves(doc)]
 
     def _pick(self, env: str, file: str | None) -> Path:
         files = self.files(env)

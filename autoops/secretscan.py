@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from autoops import agekeys
-from autoops.secrets import age_recipients, is_sops_name, parse_document, sops_metadata
-from autoops.sopsconfig import SopsConfig
+from autoops.secrets import age_recipients, is_sops_name, leaves, parse_document, sops_metadata
+from autoops.sopsconfig import CONFIG_NAME, SopsConfig
 
 PRIVATE_KEY = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
 ALLOWLIST = "pragma: allowlist secret"
@@ -76,7 +76,7 @@ def _walk(root: Path) -> Iterator[Path]:
 def check(project: Path, files: Iterable[Path] | None = None) -> list[Finding]:
     """Every finding for the repository at ``project`` (or just ``files`` in it)."""
     chosen = list(files) if files is not None else repository_files(project)
-    config = SopsConfig.load(project / ".sops.yaml")
+    config = SopsConfig.load(project / CONFIG_NAME)
     findings = list(_config_findings(config, project))
     plain = []
     for path in chosen:
@@ -84,7 +84,7 @@ def check(project: Path, files: Iterable[Path] | None = None) -> list[Finding]:
         if is_sops_name(path.name):
             findings += _sops_findings(path, rel, config)
         else:
-            if rel != ".sops.yaml":  # public recipients only; detect-secrets calls them entropy
+            if rel != CONFIG_NAME:  # public recipients only; detect-secrets calls them entropy
                 plain.append(path)
             findings += _key_findings(path, rel)
     findings += _detect_secrets(project, plain)
@@ -113,8 +113,11 @@ def _sops_findings(path: Path, rel: str, config: SopsConfig) -> list[Finding]:
         return [Finding(rel, None, "NOT-ENCRYPTED",
                         "has no SOPS metadata: it is plaintext (encrypt it with "
                         "`autoops secrets edit`, then rotate what it held)")]
+    suffix = str(meta.get("unencrypted_suffix") or "")
     findings = [Finding(rel, None, "NOT-ENCRYPTED", f"value {name!r} is not encrypted")
-                for name in _plaintext_values(doc, str(meta.get("unencrypted_suffix") or ""))]
+                for name, value in leaves(doc)
+                if not (isinstance(value, str) and value.startswith("ENC[AES256_GCM,"))
+                and not (suffix and any(p.endswith(suffix) for p in name.split(".")))]
     parts = Path(rel).parts
     if len(parts) < 3 or parts[0] != "inventories":
         return [*findings, Finding(rel, None, "UNSCOPED",
@@ -123,7 +126,7 @@ def _sops_findings(path: Path, rel: str, config: SopsConfig) -> list[Finding]:
     rule_env = config.rule_env_for(rel)
     if rule_env != env:
         findings.append(Finding(rel, None, "CROSS-ENV",
-                                f"is in {env}'s inventory but .sops.yaml gives it "
+                                f"is in {env}'s inventory but sops-rules.yaml gives it "
                                 f"{rule_env or 'no'} rule"))
     own = set(config.recipients(env))
     for recipient in age_recipients(meta):
@@ -136,19 +139,6 @@ def _sops_findings(path: Path, rel: str, config: SopsConfig) -> list[Finding]:
     if not age_recipients(meta):
         findings.append(Finding(rel, None, "CROSS-ENV", "has no age recipient"))
     return findings
-
-
-def _plaintext_values(doc: Any, suffix: str, prefix: str = "") -> Iterator[str]:
-    if isinstance(doc, dict):
-        for key, value in doc.items():
-            if (not prefix and key == "sops") or (suffix and str(key).endswith(suffix)):
-                continue
-            yield from _plaintext_values(value, suffix, f"{prefix}{key}.")
-    elif isinstance(doc, list):
-        for index, value in enumerate(doc):
-            yield from _plaintext_values(value, suffix, f"{prefix}{index}.")
-    elif not (isinstance(doc, str) and doc.startswith("ENC[AES256_GCM,")):
-        yield prefix.rstrip(".")
 
 
 def _key_findings(path: Path, rel: str) -> list[Finding]:

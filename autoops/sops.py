@@ -64,7 +64,7 @@ def binary() -> str:
 
 
 class Sops:
-    """sops for one project: its ``.sops.yaml`` and, for decryption, one age key."""
+    """sops for one project: its ``sops-rules.yaml`` and, for decryption, one age key."""
 
     def __init__(self, config: Path, key: AgeKey | None = None) -> None:
         self.config = config

@@ -1,6 +1,6 @@
-"""``.sops.yaml``: one creation rule per environment, matching only its own paths.
+"""``sops-rules.yaml``: one creation rule per environment, matching only its own paths.
 
-sops matches ``path_regex`` against the path relative to ``.sops.yaml`` and uses the
+sops matches ``path_regex`` against the path relative to ``sops-rules.yaml`` and uses the
 first rule that matches, so a rule anchored at ``^inventories/ENV/`` can never pick
 up another environment's file. autoops writes the rules it owns and keeps any other
 rule an operator added.
@@ -20,6 +20,9 @@ import yaml
 
 from autoops.errors import SecretsInvalidError
 
+# Not `.sops.yaml`: that name reads as a SOPS data file (`*.sops.*`) to scanners and
+# hooks. autoops always passes it to sops with --config.
+CONFIG_NAME = "sops-rules.yaml"
 RULE_PATTERN = r"^inventories/{env}/.*\.sops\.(ya?ml|json)$"
 _ENV_OF_RULE = re.compile(r"\^inventories/([a-z][a-z0-9_-]*)/\.\*\\\.sops\\\.\(ya\?ml\|json\)\$")
 HEADER = """\

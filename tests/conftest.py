@@ -26,10 +26,13 @@ from autoops.status import ExitStatus
 
 REPO = Path(__file__).resolve().parent.parent
 CONTENT = ("ansible.cfg", "catalog.yml", "policy.yml", "playbooks", "roles", "collections",
-           "filter_plugins", "inventories", ".sops.yaml", ".pre-commit-config.yaml")
+           "filter_plugins", "inventories", "sops-rules.yaml", ".pre-commit-config.yaml")
 VENV_BIN = Path(sys.executable).parent
 # Built lab root filesystems are shared by every test (and with the operator's cache).
 CACHE_DIR = Settings.from_environ().cache_dir
+
+SLEEP_PARAMS = {"properties": {"seconds": {
+    "type": "integer", "description": "how long", "minimum": 1, "maximum": 600, "default": 60}}}
 
 # Test-only actions: deliberately permissive parameters, to prove that even text that
 # passes a schema can never be executed as a template or a shell command.
@@ -46,17 +49,13 @@ TEST_ACTIONS = {
     "test-sleep": {
         "description": "Sleep (tests only).", "playbook": "playbooks/test-sleep.yml",
         "risk": "SAFE", "environments": ["local", "lab"], "check_mode": False,
-        "params": {"properties": {
-            "seconds": {"type": "integer", "description": "how long", "minimum": 1,
-                        "maximum": 600, "default": 60}}},
+        "params": SLEEP_PARAMS,
     },
     "test-hold": {
         "description": "Sleep, as a run that can change something (tests only).",
         "playbook": "playbooks/test-sleep.yml", "risk": "LOW",
         "environments": ["local"], "check_mode": False,
-        "params": {"properties": {
-            "seconds": {"type": "integer", "description": "how long", "minimum": 1,
-                        "maximum": 600, "default": 60}}},
+        "params": SLEEP_PARAMS,
     },
     "test-secret": {
         "description": "Use the SOPS canary - deliver, echo and register it (tests only).",

@@ -29,7 +29,7 @@ def key_of(settings: Settings, env: str) -> Path:
 
 
 def decrypt(settings: Settings, env: str, key: Path | None = None) -> dict[str, object]:
-    sops = Sops(settings.project_dir / ".sops.yaml",
+    sops = Sops(settings.project_dir / "sops-rules.yaml",
                 AgeKey(file=key or key_of(settings, env), origin="test"))
     data: dict[str, object] = json.loads(
         sops.decrypt(settings.inventories_dir / env / SECRETS))
@@ -53,7 +53,7 @@ def test_init_creates_a_private_key_a_rule_and_an_encrypted_file(settings: Setti
     assert doc["file_created"]
     assert oct(key.stat().st_mode & 0o777) == "0o600"
     assert not key.is_relative_to(settings.project_dir)
-    rules = yaml.safe_load((settings.project_dir / ".sops.yaml").read_text())["creation_rules"]
+    rules = yaml.safe_load((settings.project_dir / "sops-rules.yaml").read_text())["creation_rules"]
     assert rules == [{"path_regex": r"^inventories/staging/.*\.sops\.(ya?ml|json)$",
                       "age": doc["recipient"]}]
     encrypted = (settings.inventories_dir / "staging" / SECRETS).read_text()
@@ -121,7 +121,7 @@ def test_rotation_rekeys_retires_the_old_key_and_is_audited(settings: Settings,
     assert decrypt(settings, "staging") == {"db_password": "rot-4411"}  # pragma: allowlist secret
     with pytest.raises(Exception, match="cannot decrypt"):
         decrypt(settings, "staging", key=retired)
-    rule = yaml.safe_load((settings.project_dir / ".sops.yaml").read_text())["creation_rules"]
+    rule = yaml.safe_load((settings.project_dir / "sops-rules.yaml").read_text())["creation_rules"]
     assert rule[0]["age"] not in old_key
     assert not list(key_of(settings, "staging").parent.glob("*.new"))
 

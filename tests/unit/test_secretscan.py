@@ -28,7 +28,7 @@ def repo(tmp_path: Path) -> Path:
     for env in ("staging", "production"):
         (root / "inventories" / env / "group_vars" / "all").mkdir(parents=True)
     root.mkdir(exist_ok=True)
-    (SopsConfig.load(root / ".sops.yaml").with_env("staging", [STAGING])
+    (SopsConfig.load(root / "sops-rules.yaml").with_env("staging", [STAGING])
      .with_env("production", [PRODUCTION]).save())
     return root
 
@@ -79,8 +79,8 @@ def test_files_encrypted_for_another_environment_are_found(repo: Path) -> None:
 
 
 def test_environments_sharing_a_key_are_found(repo: Path) -> None:
-    SopsConfig.load(repo / ".sops.yaml").with_env("production", [STAGING]).save()
-    assert codes(repo) == {(".sops.yaml", "SHARED-KEY")}
+    SopsConfig.load(repo / "sops-rules.yaml").with_env("production", [STAGING]).save()
+    assert codes(repo) == {("sops-rules.yaml", "SHARED-KEY")}
 
 
 @pytest.mark.parametrize(("name", "text"), [
@@ -109,3 +109,8 @@ def test_only_files_git_would_commit_are_scanned(repo: Path) -> None:
     assert "new.txt" in files
     assert "key.txt" not in files
     assert codes(repo) == {("new.txt", "PLAINTEXT")}
+
+
+def test_hidden_sops_files_are_checked_too(repo: Path) -> None:
+    write(repo, "inventories/staging/group_vars/all/.old.sops.yml", "db_password: hunter22\n")
+    assert codes(repo) == {("inventories/staging/group_vars/all/.old.sops.yml", "NOT-ENCRYPTED")}
