@@ -103,13 +103,17 @@ class KeyRef:
 
 
 def write_private(path: Path, key_text: str, recipient: str, now: datetime) -> None:
-    """Create a key file 0600 in a 0700 directory; never overwrite one."""
+    """Create an age key file; never overwrite one."""
+    create_private(path, (f"# created: {now.isoformat(timespec='seconds')}\n"
+                          f"# public key: {recipient}\n{key_text}\n").encode())
+
+
+def create_private(path: Path, body: bytes) -> None:
+    """Create a private file 0600 in a 0700 directory, durably; never overwrite one."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    body = (f"# created: {now.isoformat(timespec='seconds')}\n"
-            f"# public key: {recipient}\n{key_text}\n")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        os.write(fd, body.encode())
+        os.write(fd, body)
         os.fsync(fd)
     except BaseException:
         os.close(fd)

@@ -1,18 +1,37 @@
-"""Satisfying a decision that needs a human: today, a typed confirmation.
+"""Satisfying a decision that needs a human: a typed confirmation or a second person.
 
 The library never talks to a terminal: the caller passes a ``confirm`` function
 (the CLI's prompt) or None when nobody is there to ask, and the run then stops
-with approval required, having run nothing.
+with approval required, having run nothing. Two-person requests live in state.db,
+bound to a digest of the exact plan, so that an approval never covers a changed one.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
+from autoops.errors import (
+    ApprovalDecidedError,
+    ApprovalExpiredError,
+    ApprovalPendingError,
+    ApprovalPlanChangedError,
+    ApprovalRejectedError,
+    ApprovalSelfError,
+    ApprovalUnknownError,
+    ApprovalUsedError,
+)
 from autoops.plan import Plan
-from autoops.policy import TYPED_CONFIRMATION, Decision, Outcome
+from autoops.policy import SECOND_PERSON, TYPED_CONFIRMATION, Decision, Outcome, SecondPersonFacts
+from autoops.state import ApprovalRow, StateDB
+
+REQUEST_ID = r"^a-[0-9a-f]{12}$"
 
 Confirm = Callable[[Plan, Decision], str | None]
 
@@ -28,13 +47,18 @@ class Approval:
 
 
 def satisfy(plan: Plan, decision: Decision, confirm: Confirm | None) -> Approval:
-    """Whether the decision's requirements are met now; asks ``confirm`` at most once."""
+    """Whether the decision's requirements are met now; asks ``confirm`` at most once.
+
+    A second person cannot be satisfied here (the engine records a request for one);
+    the typed confirmation is asked only when it is all that is missing.
+    """
     if decision.outcome is Outcome.ALLOWED:
-        return Approval(True, "unattended", decision.deciding_rule.reason)
+        method = "+".join(decision.authorised_by) or "unattended"
+        return Approval(True, method, decision.deciding_rule.reason)
     if decision.outcome is Outcome.DENIED:
         return Approval(False, "none", decision.deciding_rule.reason)
-    if TYPED_CONFIRMATION not in decision.requirements:  # pragma: no cover - future approvals
-        return Approval(False, "none", f"unsupported requirements {decision.requirements}")
+    if SECOND_PERSON in decision.requirements:
+        return Approval(False, SECOND_PERSON, "a second person has not approved this plan")
     if confirm is None:
         return Approval(False, TYPED_CONFIRMATION, "no terminal to confirm on")
     typed = confirm(plan, decision)
@@ -42,4 +66,101 @@ def satisfy(plan: Plan, decision: Decision, confirm: Confirm | None) -> Approval
         return Approval(False, TYPED_CONFIRMATION, "confirmation not given")
     if typed.strip() != plan.env:
         return Approval(False, TYPED_CONFIRMATION, "the typed text did not match the environment")
-    return Approval(True, TYPED_CONFIRMATION, f"operator typed {plan.env!r}")
+    via = "".join(f"{v}+" for v in decision.authorised_by)
+    return Approval(True, via + TYPED_CONFIRMATION, f"operator typed {plan.env!r}")
+
+
+def plan_digest(plan: Plan) -> str:
+    """What a second person approves: action, params, env, hosts and content revision."""
+    doc = {"action": plan.action_name, "params": dict(plan.resolved.params), "env": plan.env,
+           "hosts": sorted(plan.hosts), "limit": plan.limit, "check_mode": plan.check_mode,
+           "content_digest": plan.content_digest, "revision": plan.revision}
+    body = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def request_to_dict(row: ApprovalRow, now: datetime) -> dict[str, Any]:
+    expired = now >= datetime.fromisoformat(row.expires)
+    state = "expired" if expired and row.state != "rejected" and not row.used_by else row.state
+    return {"id": row.request_id, "env": row.env, "action": row.action,
+            "requester": row.requester, "plan_digest": row.plan_digest,
+            "plan": json.loads(row.plan), "created": row.created, "expires": row.expires,
+            "state": "used" if row.used_by else state, "decided_by": row.decided_by,
+            "decided": row.decided, "reason": row.reason, "used_by": row.used_by}
+
+
+@dataclass
+class SecondPerson:
+    """Two-person approval requests, bound to a digest of the exact plan."""
+
+    db: StateDB
+    clock: Callable[[], datetime]
+
+    def request(self, plan: Plan, requester: str, ttl: timedelta) -> ApprovalRow:
+        now = self.clock()
+        row = ApprovalRow(
+            request_id=f"a-{secrets.token_hex(6)}", env=plan.env, action=plan.action_name,
+            requester=requester, plan_digest=plan_digest(plan),
+            plan=json.dumps(plan.to_dict(), sort_keys=True, default=str),
+            created=now.isoformat(), expires=(now + ttl).isoformat(), state="pending",
+            decided_by=None, decided=None, reason=None, used_by=None)
+        self.db.add_approval_request(row)
+        return row
+
+    def get(self, request_id: str) -> ApprovalRow:
+        row = self.db.approval_request(request_id) if re.fullmatch(REQUEST_ID, request_id) else None
+        if row is None:
+            raise ApprovalUnknownError(f"no approval request {request_id!r}")
+        return row
+
+    def decide(self, request_id: str, actor: str, *, approve: bool,
+               reason: str | None = None) -> ApprovalRow:
+        """Approve or reject as ``actor``, who must not be the requester."""
+        row = self.get(request_id)
+        if actor == row.requester:
+            raise ApprovalSelfError(
+                f"{actor} requested {request_id} and cannot also "
+                f"{'approve' if approve else 'reject'} it")
+        if row.state != "pending":
+            raise ApprovalDecidedError(f"{request_id} was already {row.state} by {row.decided_by}")
+        self._not_expired(row)
+        if not self.db.decide_approval(request_id, "approved" if approve else "rejected", actor,
+                                       self.clock().isoformat(), reason):
+            raise ApprovalDecidedError(f"{request_id} was decided by someone else meanwhile")
+        return self.get(request_id)
+
+    def check(self, request_id: str, plan: Plan, actor: str) -> SecondPersonFacts:
+        """The approval may let this exact plan run now, for ``actor``; else raise."""
+        row = self.get(request_id)
+        if row.state == "rejected":
+            raise ApprovalRejectedError(f"{request_id} was rejected by {row.decided_by}: "
+                                        f"{row.reason}")
+        if row.used_by:
+            raise ApprovalUsedError(f"{request_id} was already used by run {row.used_by}")
+        self._not_expired(row)
+        if row.state != "approved":
+            raise ApprovalPendingError(f"{request_id} is still waiting for a second person",
+                                       details={"approval_request": request_id})
+        if actor == row.decided_by:
+            raise ApprovalSelfError(f"{actor} approved {request_id} and cannot also run it")
+        digest = plan_digest(plan)
+        if digest != row.plan_digest:
+            raise ApprovalPlanChangedError(
+                f"{request_id} approved plan {row.plan_digest[:19]}…, this run's plan is "
+                f"{digest[:19]}… ({_plan_changes(json.loads(row.plan), plan.to_dict())})")
+        return SecondPersonFacts(request_id, str(row.decided_by))
+
+    def use(self, request_id: str, run_id: str) -> None:
+        if not self.db.use_approval(request_id, run_id):
+            raise ApprovalUsedError(f"{request_id} was used by another run meanwhile")
+
+    def _not_expired(self, row: ApprovalRow) -> None:
+        if self.clock() >= datetime.fromisoformat(row.expires):
+            raise ApprovalExpiredError(f"{row.request_id} expired at {row.expires}")
+
+
+def _plan_changes(before: dict[str, Any], after: dict[str, Any]) -> str:
+    keys = ("action", "env", "params", "hosts", "limit", "check_mode", "content_digest",
+            "revision")
+    changed = [k for k in keys if before.get(k) != after.get(k)]
+    return "changed: " + ", ".join(changed) if changed else "changed"

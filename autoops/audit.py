@@ -28,7 +28,9 @@ GENESIS = "0" * 64
 RECORD_TYPES = (
     "run.requested", "run.decision", "run.started", "task.result", "run.finished",
     "run.interrupted", "secrets.initialised", "secrets.edited", "secrets.rotated",
-    "lock.stale_released",
+    "lock.stale_released", "grant.keys_created", "grant.created", "grant.revoked",
+    "grant.used", "approval.requested", "approval.approved", "approval.rejected",
+    "halt.engaged", "halt.lifted",
 )
 _FIELDS = ("v", "seq", "ts", "run_id", "type", "actor", "env", "action", "data", "prev", "hash")
 

@@ -20,7 +20,7 @@ from autoops import __version__, render
 from autoops.audit import RECORD_TYPES, Query, parse_since
 from autoops.catalog import parse_assignments
 from autoops.engine import Autoops, RunRequest
-from autoops.errors import AutoopsError, BadInputError, SecretsCheckFailedError
+from autoops.errors import AutoopsError, BadInputError, EnvUnknownError, SecretsCheckFailedError
 from autoops.plan import Plan
 from autoops.policy import Decision, Outcome
 from autoops.settings import Settings
@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="wait this long for another run's lock on the hosts (default 0)")
     target.add_argument("--one-host", action="store_true",
                         help="refuse unless --limit resolves to exactly one host")
+    target.add_argument("--grant", metavar="TOKEN",
+                        help="a pre-authorisation grant (token, or the id of a known grant)")
+    target.add_argument("--approval", metavar="ID", help="an approved two-person request")
     sub.add_parser("plan", parents=[common, target], help="validate and decide, run nothing")
     sub.add_parser("run", parents=[common, target], help="plan, get approval, execute")
 
@@ -87,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     asub.add_parser("verify", parents=[common], help="check the hash chain")
 
     _add_secrets_parser(sub, common)
+    _add_guardrail_parsers(sub, common)
 
     lab = sub.add_parser("lab", parents=[common], help="disposable SSH hosts on this machine")
     lsub = lab.add_subparsers(dest="lab_command", required=True, parser_class=_Parser)
@@ -117,6 +121,67 @@ def _add_secrets_parser(sub: Any, common: argparse.ArgumentParser) -> None:
                         help="re-key to this public key, or (no value) to a newly generated key")
     ssub.add_parser("check", parents=[common],
                     help="fail on unencrypted, cross-environment or plaintext secrets")
+
+
+def _add_guardrail_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    actor = _Parser(add_help=False)
+    actor.add_argument("--actor", help="who is acting (default: the OS user)")
+    why = _Parser(add_help=False)
+    why.add_argument("--reason", required=True, help="why, for the audit log (one line)")
+
+    grant = sub.add_parser("grant", parents=[common], help="signed pre-authorisation grants")
+    gsub = grant.add_subparsers(dest="grant_command", required=True, parser_class=_Parser)
+    keys = gsub.add_parser("init-keys", parents=[common],
+                           help="Ed25519 signing key per environment (public key to commit)")
+    keys.add_argument("--env", help="one environment (default: every declared one)")
+    create = gsub.add_parser("create", parents=[common, actor, why], help="issue a grant")
+    create.add_argument("--env", required=True)
+    create.add_argument("--actions", required=True, help="comma-separated action names")
+    create.add_argument("--max-risk", required=True, help="highest risk class it covers")
+    create.add_argument("--hosts", help="comma-separated host globs (default: any host of ENV)")
+    create.add_argument("--param", action="append", default=[], metavar="KEY=V1,V2",
+                        help="allowed values of a parameter (repeatable)")
+    create.add_argument("--expires-in", required=True, help="e.g. 30m, 2h, 1d")
+    create.add_argument("--uses", type=_positive, default=1, help="how many runs (default 1)")
+    create.add_argument("--unlimited-uses", action="store_true",
+                        help="any number of runs until it expires")
+    create.add_argument("--break-glass", action="store_true",
+                        help="may override change windows and freezes (at most 2 hours)")
+    listing = gsub.add_parser("list", parents=[common], help="grants this machine knows")
+    listing.add_argument("--active", action="store_true", help="only usable ones")
+    gshow = gsub.add_parser("show", parents=[common], help="one grant: scope, uses, state")
+    gshow.add_argument("grant", metavar="ID_OR_TOKEN")
+    revoke = gsub.add_parser("revoke", parents=[common, actor, why], help="revoke a grant")
+    revoke.add_argument("grant_id", metavar="ID")
+
+    alist = sub.add_parser("approvals", parents=[common], help="two-person approval requests")
+    alsub = alist.add_subparsers(dest="approvals_command", required=True, parser_class=_Parser)
+    pending = alsub.add_parser("list", parents=[common], help="requests and their state")
+    pending.add_argument("--pending", action="store_true", help="only those awaiting a decision")
+    approve = sub.add_parser("approve", parents=[common, actor],
+                             help="approve another person's request")
+    approve.add_argument("request_id", metavar="ID")
+    reject = sub.add_parser("reject", parents=[common, actor, why], help="reject a request")
+    reject.add_argument("request_id", metavar="ID")
+
+    halt = sub.add_parser("halt", parents=[common, actor, why],
+                          help="emergency stop: block new runs, cancel running ones")
+    halt.add_argument("--env", help="one environment (default: all)")
+    halt.add_argument("--wait", type=_seconds, default=10, metavar="SECONDS",
+                      help="how long to wait for running runs to stop (default 10)")
+    resume = sub.add_parser("resume", parents=[common, actor, why], help="lift a halt")
+    resume.add_argument("--env", help="the environment whose halt to lift (default: the global one)")
+    sub.add_parser("status", parents=[common], help="halts, runs in progress, locks, approvals")
+    pol = sub.add_parser("policy", parents=[common], help="the effective policy")
+    psub = pol.add_subparsers(dest="policy_command", required=True, parser_class=_Parser)
+    pshow = psub.add_parser("show", parents=[common], help="defaults merged with policy.yml")
+    pshow.add_argument("--env")
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 100000:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to 100000")
+    return int(text)
 
 
 class Output:
@@ -186,7 +251,8 @@ def cmd_show(app: Autoops, args: argparse.Namespace, output: Output, _in: TextIO
 def _request(args: argparse.Namespace) -> RunRequest:
     return RunRequest(action=args.action, env=args.env, params=parse_assignments(args.param),
                       limit=args.limit, check_mode=args.check, actor=args.actor,
-                      one_host=args.one_host, wait=args.wait)
+                      one_host=args.one_host, wait=args.wait, grant=args.grant,
+                      approval=args.approval)
 
 
 def cmd_plan(app: Autoops, args: argparse.Namespace, output: Output, stdin: TextIO) -> ExitStatus:
@@ -350,9 +416,88 @@ def cmd_secrets(app: Autoops, args: argparse.Namespace, output: Output,
     return ExitStatus.OK
 
 
+def cmd_grant(app: Autoops, args: argparse.Namespace, output: Output, _in: TextIO) -> ExitStatus:
+    sub = args.grant_command
+    doc: Any
+    if sub == "init-keys":
+        doc = {"keys": app.grant_init_keys(args.env)}
+        output.text("\n".join(render.grant_key(k) for k in doc["keys"]))
+    elif sub == "create":
+        doc = app.grant_create(
+            env=args.env, actions=[a.strip() for a in args.actions.split(",") if a.strip()],
+            max_risk=args.max_risk, hosts=args.hosts, params=args.param,
+            expires_in=args.expires_in, uses=None if args.unlimited_uses else args.uses,
+            break_glass=args.break_glass, reason=args.reason, actor=args.actor)
+        output.text(render.grant_text(doc["grant"]) + f"\ntoken (pass it with --grant):\n"
+                    f"{doc['token']}")
+    elif sub == "list":
+        doc = {"grants": app.grants.listing(active_only=args.active)}
+        output.text(render.grant_table(doc["grants"]))
+    elif sub == "show":
+        doc = app.grants.show(args.grant)
+        output.text(render.grant_text(doc))
+    else:
+        doc = app.grant_revoke(args.grant_id, args.reason, args.actor)
+        output.text(f"{doc['id']}: revoked by {doc['revoked_by']}: {doc['revoke_reason']}")
+    output.document(doc)
+    return ExitStatus.OK
+
+
+def cmd_approvals(app: Autoops, args: argparse.Namespace, output: Output,
+                  _in: TextIO) -> ExitStatus:
+    docs = app.approval_list(pending_only=args.pending)
+    output.text(render.approval_table(docs))
+    output.document({"requests": docs})
+    return ExitStatus.OK
+
+
+def cmd_approve(app: Autoops, args: argparse.Namespace, output: Output, _in: TextIO) -> ExitStatus:
+    approve = args.command == "approve"
+    doc = app.approval_decide(args.request_id, approve=approve,
+                              reason=None if approve else args.reason, actor=args.actor)
+    output.text(render.approval_text(doc))
+    output.document(doc)
+    return ExitStatus.OK
+
+
+def cmd_halt(app: Autoops, args: argparse.Namespace, output: Output, _in: TextIO) -> ExitStatus:
+    if args.command == "halt":
+        doc = app.halt(args.env, args.reason, args.actor, wait=args.wait)
+        output.text(render.halt_text(doc))
+    else:
+        doc = app.resume(args.env, args.reason, args.actor)
+        output.text(f"lifted the halt of {doc['lifted']['scope']} "
+                    f"(engaged by {doc['lifted']['actor']}: {doc['lifted']['reason']})"
+                    + "".join(f"\nstill in force: {h['scope']} by {h['actor']}: {h['reason']}"
+                              for h in doc["still_in_force"]))
+    output.document(doc)
+    return ExitStatus.OK
+
+
+def cmd_status(app: Autoops, _args: argparse.Namespace, output: Output,
+               _in: TextIO) -> ExitStatus:
+    doc = app.status()
+    output.text(render.status_text(doc))
+    output.document(doc)
+    return ExitStatus.OK
+
+
+def cmd_policy(app: Autoops, args: argparse.Namespace, output: Output, _in: TextIO) -> ExitStatus:
+    envs = app.policy.to_dict()
+    if args.env is not None:
+        if args.env not in envs:
+            raise EnvUnknownError(f"unknown environment {args.env!r}")
+        envs = {args.env: envs[args.env]}
+    output.text(render.policy_text(envs))
+    output.document({"path": str(app.settings.policy_path), "environments": envs})
+    return ExitStatus.OK
+
+
 COMMANDS: dict[str, Callable[[Autoops, argparse.Namespace, Output, TextIO], ExitStatus]] = {
     "list": cmd_list, "show": cmd_show, "plan": cmd_plan, "run": cmd_run, "audit": cmd_audit,
-    "lab": cmd_lab, "secrets": cmd_secrets,
+    "lab": cmd_lab, "secrets": cmd_secrets, "grant": cmd_grant, "approvals": cmd_approvals,
+    "approve": cmd_approve, "reject": cmd_approve, "halt": cmd_halt, "resume": cmd_halt,
+    "status": cmd_status, "policy": cmd_policy,
 }
 
 

@@ -12,13 +12,14 @@ import re
 import secrets
 import shutil
 import socket
+import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from autoops import approvals, policy
+from autoops import approvals, grants, policy
 from autoops.audit import AuditLog, Query
 from autoops.catalog import Catalog
 from autoops.errors import (
@@ -26,19 +27,26 @@ from autoops.errors import (
     AutoopsError,
     BadInputError,
     ConfirmationMismatchError,
+    EnvUnknownError,
+    FrozenError,
+    HaltedError,
     HostsUnreachableError,
     InterruptedRunError,
-    LockedError,
     PlaybookFailedError,
     PolicyDeniedError,
     SecretsError,
+    WindowClosedError,
 )
+from autoops.grants import Grant
+from autoops.grantstore import GrantStore
+from autoops.halts import Halts
 from autoops.locks import Locks, needs_lock
 from autoops.plan import Plan
 from autoops.plan import build as build_plan
-from autoops.policy import Decision, Outcome, Policy
+from autoops.policy import Decision, HaltFacts, Outcome, Policy
 from autoops.procs import is_alive, process_start_time
 from autoops.redact import Redactor
+from autoops.risk import Risk
 from autoops.secrets import EnvSecrets, Secrets
 from autoops.settings import Settings
 from autoops.state import LockHolder, RunRow, StateDB
@@ -63,6 +71,8 @@ class RunRequest:
     actor: str | None = None
     one_host: bool = False  # refuse unless the limit resolves to exactly one host (vm-safe)
     wait: float = 0  # seconds to wait for another run's host lock
+    grant: str | None = None  # a grant token (or the id of one this machine has seen)
+    approval: str | None = None  # an approved two-person request id
 
 
 @dataclass
@@ -133,6 +143,18 @@ class Autoops:
         return Locks(self.db)
 
     @cached_property
+    def halts(self) -> Halts:
+        return Halts(self.db, self.clock)
+
+    @cached_property
+    def grants(self) -> GrantStore:
+        return GrantStore(self.settings, self.db, self.policy, self.clock)
+
+    @cached_property
+    def second_person(self) -> approvals.SecondPerson:
+        return approvals.SecondPerson(self.db, self.clock)
+
+    @cached_property
     def secrets(self) -> Secrets:
         return Secrets(self.settings, set(self.policy.environments), self.clock)
 
@@ -150,8 +172,15 @@ class Autoops:
         return actor
 
     def plan(self, request: RunRequest) -> tuple[Plan, Decision]:
-        """Validate, resolve hosts and decide, without running or recording anything."""
+        """Validate, resolve hosts and decide, without running or recording anything.
+
+        A grant or approval passed with the request is checked (not used) and counts.
+        """
         actor = self.actor_of(request)
+        the_plan = self._build(request)
+        return the_plan, self.decide(the_plan, actor, self._authority(request, the_plan, actor))
+
+    def _build(self, request: RunRequest) -> Plan:
         resolved = self.catalog.resolve(request.action, request.params, request.env)
         the_plan = build_plan(resolved, request.env, self.settings.project_dir,
                               set(self.policy.environments), request.limit,
@@ -160,23 +189,40 @@ class Autoops:
             raise BadInputError(
                 f"--limit {request.limit!r} matches {len(the_plan.hosts)} hosts, not exactly one",
                 remedy="Name one inventory host, or use `autoops run --limit` for several.")
-        return the_plan, self.decide(the_plan, actor)
+        return the_plan
 
-    def decide(self, the_plan: Plan, actor: str) -> Decision:
+    def _authority(self, request: RunRequest, the_plan: Plan, actor: str) -> Authority:
+        """Check the grant and approval a request presents; raise if either is refused."""
+        grant = None
+        if request.grant:
+            grant, _token = self.grants.resolve(request.grant)
+            self.grants.check(grant, self.clock())
+            action = the_plan.resolved.action
+            grants.check_scope(grant, env=the_plan.env, action=action.name, risk=action.risk,
+                               hosts=the_plan.hosts, params=the_plan.resolved.params)
+        second = (self.second_person.check(request.approval, the_plan, actor)
+                  if request.approval else None)
+        return Authority(grant, second)
+
+    def decide(self, the_plan: Plan, actor: str, authority: Authority | None = None) -> Decision:
         action = the_plan.resolved.action
+        grant = authority.grant if authority else None
         return policy.evaluate(self.policy, policy.Request(
             env=the_plan.env, action=action.name, risk=action.risk,
             action_environments=action.environments, actor=actor,
-            check_mode=the_plan.check_mode, now=self.clock()))
+            check_mode=the_plan.check_mode, now=self.clock(),
+            halt=self.halts.for_env(the_plan.env),
+            grant=policy.GrantFacts(grant.id, grant.break_glass, grant.reason) if grant else None,
+            second_person=authority.second_person if authority else None))
 
     def policy_by_env(self, action_name: str) -> dict[str, dict[str, Any]]:
-        """What the policy says about an action in every declared environment."""
+        """What the policy says about an action in every declared environment, now."""
         action = self.catalog.get(action_name)
         return {
             env: policy.evaluate(self.policy, policy.Request(
                 env=env, action=action.name, risk=action.risk,
                 action_environments=action.environments, actor=self.settings.os_user,
-                check_mode=False, now=self.clock())).to_dict()
+                check_mode=False, now=self.clock(), halt=self.halts.for_env(env))).to_dict()
             for env in self.policy.environments
         }
 
@@ -189,11 +235,12 @@ class Autoops:
         """Plan, decide, get approval, record, execute and record the result.
 
         Refusals raise (after being audited); a run that executed returns a RunResult
-        whose ``status`` says how it went.
+        whose ``status`` says how it went. The policy is checked when the run is
+        requested and again once its hosts are locked, just before anything executes.
         """
         self.recover_interrupted()
-        the_plan, decision = self.plan(request)
         actor = self.actor_of(request)
+        the_plan = self._build(request)
         run_id = new_run_id(self.clock())
         self.db.register_run(RunRow(
             run_id=run_id, pid=os.getpid(), pid_start=process_start_time(os.getpid()) or "",
@@ -202,32 +249,106 @@ class Autoops:
         record = self._recorder(run_id, actor, the_plan)
         record("run.requested", {
             "plan": the_plan.to_dict(), "os_user": self.settings.os_user,
-            "controller": socket.gethostname(), "pid": os.getpid()})
+            "controller": socket.gethostname(), "pid": os.getpid(),
+            "grant": request.grant if request.grant and len(request.grant) < 20 else
+            ("token" if request.grant else None), "approval": request.approval})
         loaded = self._load_secrets(run_id, the_plan.env, record)
+        authority, decision = self._checked(run_id, request, the_plan, actor, record)
+        if decision.outcome is Outcome.APPROVAL_REQUIRED and \
+                policy.SECOND_PERSON in decision.requirements:
+            self._request_second_person(run_id, the_plan, actor, decision, record)
         try:
             approval = approvals.satisfy(the_plan, decision, confirm)
         except KeyboardInterrupt:
             record("run.interrupted", {"reason": "interrupted while waiting for approval"})
             self.db.set_run_status(run_id, "interrupted")
             raise
-        record("run.decision", {"decision": decision.to_dict(), "approval": approval.to_dict()})
+        record("run.decision", {"decision": decision.to_dict(), "approval": approval.to_dict(),
+                                "grant": authority.grant_summary()})
         if not approval.satisfied:
             error = _refusal(decision, approval, the_plan)
             error.details.update(decision=decision.to_dict())
             self._refused(run_id, record, error, error.status.name.lower())
             raise error
-        locked = self._lock(run_id, actor, the_plan, request.wait, record)
+        locked = self._lock(run_id, actor, the_plan, request=request, authority=authority,
+                            record=record)
         try:
+            authorised = self._recheck(run_id, request, the_plan, actor, record)
             on_start()
             return self._execute(run_id, actor, the_plan, decision, approval, loaded=loaded,
-                                 record=record, on_result=on_result, cancel=cancel)
+                                 record=record, on_result=on_result, cancel=cancel,
+                                 authorised=authorised)
         finally:
             if locked:
                 self.locks.release(run_id)
 
-    def _lock(self, run_id: str, actor: str, the_plan: Plan, wait: float,
-              record: Callable[..., dict[str, Any]]) -> bool:
-        """Lock the plan's hosts when the run can change something; False when it cannot."""
+    def _checked(self, run_id: str, request: RunRequest, the_plan: Plan, actor: str,
+                 record: Callable[..., dict[str, Any]]) -> tuple[Authority, Decision]:
+        try:
+            authority = self._authority(request, the_plan, actor)
+        except AutoopsError as refused:
+            self._refused(run_id, record, refused, refused.status.name.lower())
+            raise
+        return authority, self.decide(the_plan, actor, authority)
+
+    def _request_second_person(self, run_id: str, the_plan: Plan, actor: str,
+                               decision: Decision, record: Callable[..., dict[str, Any]]) -> None:
+        """Record a two-person request bound to this plan and stop the run (status 4)."""
+        ttl = self.policy.environments[the_plan.env].approval_ttl
+        row = self.second_person.request(the_plan, actor, ttl)
+        record("approval.requested", {"request_id": row.request_id,
+                                      "plan_digest": row.plan_digest, "expires": row.expires})
+        approval = approvals.Approval(False, policy.SECOND_PERSON,
+                                      f"waiting for a second person: request {row.request_id}")
+        record("run.decision", {"decision": decision.to_dict(), "approval": approval.to_dict(),
+                                "grant": None})
+        error = ApprovalRequiredError(
+            f"{the_plan.action_name} in {the_plan.env} needs a second person: approval request "
+            f"{row.request_id} recorded (expires {row.expires}); nothing ran",
+            remedy=f"Another person runs `autoops approve {row.request_id}`; then run the same "
+                   f"command again with --approval {row.request_id}.",
+            details={"approval_request": row.request_id, "decision": decision.to_dict()})
+        self._refused(run_id, record, error, "approval_required")
+        raise error
+
+    def _recheck(self, run_id: str, request: RunRequest, the_plan: Plan, actor: str,
+                 record: Callable[..., dict[str, Any]]) -> list[str]:
+        """The last check before execution: time, halts, grant and approval, then use them.
+
+        Between the request and now the run may have waited for a confirmation or a
+        lock: a window may have closed, a halt been engaged or the grant revoked.
+        """
+        authority, decision = self._checked(run_id, request, the_plan, actor, record)
+        stopped = [r for r in decision.rules if r.outcome is Outcome.DENIED]
+        if stopped:
+            error = _denial(stopped[0])
+            error.message += " (at the check before execution)"
+            error.details.update(decision=decision.to_dict())
+            self._refused(run_id, record, error, error.status.name.lower())
+            raise error
+        used = []
+        try:
+            if authority.grant is not None:
+                grant = authority.grant
+                number = self.grants.use(grant, run_id, self.clock())
+                record("grant.used", {"grant_id": grant.id, "use": number,
+                                      "max_uses": grant.uses, "break_glass": grant.break_glass,
+                                      "issuer": grant.issuer, "reason": grant.reason})
+                used.append(f"grant:{grant.id}")
+            if authority.second_person is not None:
+                self.second_person.use(authority.second_person.request_id, run_id)
+                used.append(f"second-person:{authority.second_person.request_id}")
+        except AutoopsError as refused:
+            self._refused(run_id, record, refused, refused.status.name.lower())
+            raise
+        return used
+
+    def _lock(self, run_id: str, actor: str, the_plan: Plan, *, request: RunRequest,
+              authority: Authority, record: Callable[..., dict[str, Any]]) -> bool:
+        """Lock the plan's hosts when the run can change something; False when it cannot.
+
+        While it waits, a halt or the revocation of its grant ends the wait.
+        """
         if not needs_lock(the_plan.resolved.action.risk, the_plan.check_mode):
             return False
         holder = LockHolder(run_id=run_id, actor=actor, pid=os.getpid(),
@@ -238,10 +359,18 @@ class Autoops:
             record("lock.stale_released", {"holder": gone.to_dict(), "hosts": list(the_plan.hosts),
                                            "reason": f"process {gone.pid} of run {gone.run_id} "
                                                      "is gone"})
+
+        def still_wanted() -> None:
+            halt = self.halts.for_env(the_plan.env)
+            if halt is not None:
+                raise _halted(halt, f"run {run_id} stopped waiting for a host lock")
+            if authority.grant is not None:
+                self.grants.check(authority.grant, self.clock())
         try:
-            self.locks.acquire(the_plan.env, the_plan.hosts, holder, wait=wait, on_stale=stale)
-        except LockedError as busy:
-            self._refused(run_id, record, busy, "busy")
+            self.locks.acquire(the_plan.env, the_plan.hosts, holder, wait=request.wait,
+                               on_stale=stale, check=still_wanted)
+        except AutoopsError as refused:
+            self._refused(run_id, record, refused, refused.status.name.lower())
             raise
         except KeyboardInterrupt:
             record("run.interrupted", {"reason": "interrupted while waiting for a host lock"})
@@ -277,8 +406,8 @@ class Autoops:
 
     def _execute(self, run_id: str, actor: str, the_plan: Plan, decision: Decision,
                  approval: approvals.Approval, *, loaded: EnvSecrets,
-                 record: Callable[..., dict[str, Any]],
-                 on_result: ResultCallback | None, cancel: Callable[[], bool]) -> RunResult:
+                 record: Callable[..., dict[str, Any]], on_result: ResultCallback | None,
+                 cancel: Callable[[], bool], authorised: list[str]) -> RunResult:
         from autoops import runner  # noqa: PLC0415 - ansible_runner only when executing
 
         results: list[dict[str, Any]] = []
@@ -306,9 +435,10 @@ class Autoops:
                                "locked": needs_lock(the_plan.resolved.action.risk,
                                                     the_plan.check_mode),
                                "content_digest": the_plan.content_digest,
-                               "sops": loaded.to_dict()})
+                               "authorised_by": authorised, "sops": loaded.to_dict()})
+        halted = self.halts.watcher(the_plan.env)
         try:
-            outcome = runner.execute(spec, handle, cancel)
+            outcome = runner.execute(spec, handle, lambda: cancel() or halted() is not None)
         except BaseException as exc:
             reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"error: {exc}"
             record("run.interrupted", {"reason": reason})
@@ -317,8 +447,13 @@ class Autoops:
         outcome.errors = [self.redactor.text(e) for e in outcome.errors]
         outcome.warnings = [self.redactor.text(w) for w in outcome.warnings] + [
             f"too short to redact, keep it out of output: {name}" for name in loaded.unmaskable]
-        status, error = classify(outcome, run_id)
-        if status is ExitStatus.INTERRUPTED:
+        halt = halted() if outcome.status == "canceled" else None
+        status, error = classify(outcome, run_id, halt)
+        if halt is not None:
+            record("run.interrupted", {"reason": f"halted: {error.message if error else ''}",
+                                       "halt": asdict(halt), "stats": outcome.stats,
+                                       "killed": len(outcome.killed)})
+        elif status is ExitStatus.INTERRUPTED:
             record("run.interrupted", {"reason": "cancelled", "stats": outcome.stats})
         record("run.finished", {
             "status": status.name.lower(), "exit_status": int(status),
@@ -370,11 +505,127 @@ class Autoops:
                                    "retired_key")})
         return result
 
-    def _record_admin(self, type_: str, env: str, data: dict[str, Any]) -> None:
+    def _record_admin(self, type_: str, env: str, data: dict[str, Any], *,
+                      action: str = "secrets", actor: str | None = None) -> None:
         self.audit.append(run_id=new_run_id(self.clock()), type_=type_,
-                          actor=self.settings.os_user, env=env, action="secrets", data={
+                          actor=actor or self.settings.os_user, env=env, action=action, data={
                               **data, "os_user": self.settings.os_user,
                               "controller": socket.gethostname()})
+
+    # -- emergency stop ---------------------------------------------------------------
+
+    def halt(self, env: str | None, reason: str, actor: str | None = None,
+             wait: float = 10.0, sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
+        """Engage the emergency stop and wait (up to ``wait`` s) for runs in scope to end."""
+        who = self._actor(actor)
+        scope = self._scope(env)
+        row, engaged = self.halts.engage(scope, _reason(reason), who)
+        if engaged:
+            self._record_admin("halt.engaged", scope, {"scope": scope, "reason": row.reason},
+                               action="halt", actor=who)
+        in_scope = [r.run_id for r in self.db.running() if scope in {"*", r.env}]
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            self.recover_interrupted()
+            if not {r.run_id for r in self.db.running()} & set(in_scope):
+                break
+            sleep(0.1)
+        left = sorted({r.run_id for r in self.db.running()} & set(in_scope))
+        return {"halt": asdict(row), "engaged": engaged, "runs_stopped": sorted(
+            set(in_scope) - set(left)), "runs_still_running": left}
+
+    def resume(self, env: str | None, reason: str, actor: str | None = None) -> dict[str, Any]:
+        who = self._actor(actor)
+        scope = self._scope(env)
+        lifted = self.halts.lift(scope)
+        if lifted is None:
+            raise BadInputError(f"no emergency stop is in force for {scope!r}",
+                                remedy="`autoops status` lists the halts in force.")
+        self._record_admin("halt.lifted", scope, {"scope": scope, "reason": _reason(reason),
+                                                   "halt": asdict(lifted)},
+                           action="halt", actor=who)
+        return {"lifted": asdict(lifted), "still_in_force": [asdict(h) for h in
+                                                             self.halts.active()]}
+
+    def status(self) -> dict[str, Any]:
+        """Halts, runs in progress, host locks and pending approvals."""
+        self.recover_interrupted()
+        now = self.clock()
+        return {
+            "halts": [asdict(h) for h in self.halts.active()],
+            "runs": [{"run_id": r.run_id, "env": r.env, "action": r.action, "actor": r.actor,
+                      "pid": r.pid, "started": r.started} for r in self.db.running()],
+            "locks": [{"env": env, "host": host, **holder.to_dict()}
+                      for env, host, holder in self.db.locks()],
+            "approvals_pending": [approvals.request_to_dict(r, now)["id"]
+                                  for r in self.db.approval_requests()
+                                  if approvals.request_to_dict(r, now)["state"] == "pending"],
+        }
+
+    def _scope(self, env: str | None) -> str:
+        if env is None:
+            return "*"
+        if env not in self.policy.environments:
+            raise EnvUnknownError(f"unknown environment {env!r}")
+        return env
+
+    def _actor(self, actor: str | None) -> str:
+        return self.actor_of(RunRequest(action="-", env="-", actor=actor))
+
+    # -- grants -----------------------------------------------------------------------
+
+    def grant_init_keys(self, env: str | None) -> list[dict[str, Any]]:
+        envs = [self._scope(env)] if env else list(self.policy.environments)
+        done = self.grants.init_keys(envs)
+        for key in done:
+            if key["created"]:
+                self._record_admin("grant.keys_created", key["env"], {
+                    "key_id": key["key_id"], "public_key": key["public_key"]}, action="grant")
+        return done
+
+    def grant_create(self, *, env: str, actions: list[str], max_risk: str, hosts: str | None,
+                     params: list[str], expires_in: str, uses: int | None, break_glass: bool,
+                     reason: str, actor: str | None = None) -> dict[str, Any]:
+        self._scope(env)
+        names = [self.catalog.get(a).name for a in actions]
+        try:
+            risk = Risk.parse(max_risk)
+        except ValueError as exc:
+            raise BadInputError(f"--max-risk: {exc}") from None
+        grant, token = self.grants.create(
+            env=env, actions=names, max_risk=risk, hosts=hosts,
+            params=grants.parse_param_constraints(params),
+            expires_in=grants.parse_duration(expires_in), uses=uses, break_glass=break_glass,
+            reason=_reason(reason), issuer=self._actor(actor))
+        doc = grant.to_dict()
+        self._record_admin("grant.created", env, doc, action="grant", actor=grant.issuer)
+        return {"grant": doc, "token": token}
+
+    def grant_revoke(self, grant_id: str, reason: str, actor: str | None = None) -> dict[str, Any]:
+        who = self._actor(actor)
+        row = self.grants.revoke(grant_id, who, _reason(reason))
+        self._record_admin("grant.revoked", row.env, {"grant_id": row.grant_id,
+                                                      "reason": row.revoke_reason},
+                           action="grant", actor=who)
+        return self.grants.describe(row, self.clock())
+
+    # -- two-person approvals ---------------------------------------------------------
+
+    def approval_decide(self, request_id: str, *, approve: bool, reason: str | None = None,
+                        actor: str | None = None) -> dict[str, Any]:
+        who = self._actor(actor)
+        if not approve:
+            reason = _reason(reason or "")
+        row = self.second_person.decide(request_id, who, approve=approve, reason=reason)
+        self._record_admin("approval.approved" if approve else "approval.rejected", row.env, {
+            "request_id": row.request_id, "requester": row.requester,
+            "plan_digest": row.plan_digest, "reason": reason}, action=row.action, actor=who)
+        return approvals.request_to_dict(row, self.clock())
+
+    def approval_list(self, *, pending_only: bool = False) -> list[dict[str, Any]]:
+        now = self.clock()
+        docs = [approvals.request_to_dict(r, now) for r in self.db.approval_requests()]
+        return [d for d in docs if d["state"] == "pending" or not pending_only]
 
     # -- audit ------------------------------------------------------------------------
 
@@ -383,11 +634,16 @@ class Autoops:
         return self.audit.query(query, limit)
 
 
-def classify(outcome: RunOutcome, run_id: str) -> tuple[ExitStatus, AutoopsError | None]:
+def classify(outcome: RunOutcome, run_id: str,
+             halt: HaltFacts | None = None) -> tuple[ExitStatus, AutoopsError | None]:
     """Map the runner's outcome to an exit status; failures win over unreachable hosts."""
     failed = sorted(h for h, s in outcome.stats.items() if s.get("failures"))
     dark = sorted(h for h, s in outcome.stats.items() if s.get("dark"))
     details = {"run_id": run_id}
+    if outcome.status == "canceled" and halt is not None:
+        error = _halted(halt, f"run {run_id} was cancelled")
+        error.details.update(details)
+        return ExitStatus.HALTED, error
     if outcome.status == "canceled":
         return ExitStatus.INTERRUPTED, InterruptedRunError(
             f"run {run_id} was cancelled", details=details)
@@ -408,10 +664,48 @@ def _refusal(decision: Decision, approval: approvals.Approval,
              the_plan: Plan) -> AutoopsError:
     rule = decision.deciding_rule
     if decision.outcome is Outcome.DENIED:
-        return PolicyDeniedError(f"denied by policy rule {rule.rule}: {rule.reason}")
+        return _denial(rule)
     if approval.detail.startswith("the typed text"):
         return ConfirmationMismatchError(
             f"confirmation did not match {the_plan.env!r}; nothing ran")
     return ApprovalRequiredError(
         f"{the_plan.action_name} in {the_plan.env} needs approval ({rule.rule}: {rule.reason}); "
         f"{approval.detail}; nothing ran")
+
+
+def _reason(text: str) -> str:
+    """A reason for the audit log: one line, not empty, at most 500 characters."""
+    flat = " ".join(text.split())
+    if not flat or len(flat) > 500:
+        raise BadInputError("--reason must say why, in one line of at most 500 characters")
+    return flat
+
+
+def _denial(rule: policy.RuleResult) -> AutoopsError:
+    """The error for a rule that denies: halts exit 7, windows and freezes have own codes."""
+    kind: type[AutoopsError] = {"halt": HaltedError, "window": WindowClosedError,
+                                "freeze": FrozenError}.get(rule.rule, PolicyDeniedError)
+    return kind(f"denied by policy rule {rule.rule}: {rule.reason}; nothing ran",
+                remedy=f"To let it through: {rule.satisfy}." if rule.satisfy else None)
+
+
+def _halted(halt: HaltFacts, what: str) -> HaltedError:
+    scope = "every environment" if halt.scope == "*" else halt.scope
+    return HaltedError(f"{what}: emergency stop of {scope} by {halt.actor} since {halt.since}: "
+                       f"{halt.reason}", details={"halt": asdict(halt)})
+
+
+@dataclass(frozen=True)
+class Authority:
+    """What a request presented in place of a human now: a grant, a second person."""
+
+    grant: Grant | None = None
+    second_person: policy.SecondPersonFacts | None = None
+
+    def grant_summary(self) -> dict[str, Any] | None:
+        grant = self.grant
+        if grant is None:
+            return None
+        return {"grant_id": grant.id, "issuer": grant.issuer, "break_glass": grant.break_glass,
+                "reason": grant.reason, "expires": grant.to_dict()["expires"],
+                "max_uses": grant.uses}

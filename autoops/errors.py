@@ -189,3 +189,134 @@ class LockedError(AutoopsError):
     status = ExitStatus.BUSY
     default_remedy = ("Wait for that run to finish (`autoops audit show RUN_ID`), or retry with "
                       "--wait SECONDS.")
+
+
+class HaltedError(AutoopsError):
+    """An emergency stop is in force: nothing new starts, runs in progress are cancelled."""
+
+    code = "AUTOOPS-HALTED"
+    status = ExitStatus.HALTED
+    default_remedy = ("`autoops status` shows the halt and who engaged it; "
+                      "`autoops resume [--env ENV] --reason …` lifts it.")
+
+
+class WindowClosedError(PolicyDeniedError):
+    code = "AUTOOPS-POLICY-WINDOW"
+    default_remedy = ("Run it in the next change window (the message names its opening), or "
+                      "with a --break-glass grant: `autoops grant create … --break-glass`.")
+
+
+class FrozenError(PolicyDeniedError):
+    code = "AUTOOPS-POLICY-FREEZE"
+    default_remedy = ("Wait for the freeze to end (`autoops policy show --env ENV`), or use a "
+                      "--break-glass grant with a reason.")
+
+
+class GrantError(PolicyDeniedError):
+    """A presented grant that autoops refuses: nothing runs."""
+
+    code = "AUTOOPS-GRANT"
+    default_remedy = "Ask the grant's issuer for a new grant: `autoops grant create …`."
+
+
+class GrantMalformedError(GrantError):
+    code = "AUTOOPS-GRANT-MALFORMED"
+    status = ExitStatus.BAD_INPUT
+    default_remedy = "Pass the whole token `autoops grant create` printed (aog1.….…), or a grant id."
+
+
+class GrantUnknownError(GrantError):
+    code = "AUTOOPS-GRANT-UNKNOWN"
+    status = ExitStatus.BAD_INPUT
+    default_remedy = "`autoops grant list` shows the grants this machine knows; pass the token."
+
+
+class GrantKeyError(GrantError):
+    code = "AUTOOPS-GRANT-KEY"
+    status = ExitStatus.BAD_INPUT
+    default_remedy = ("Create the environment's signing key with `autoops grant init-keys --env "
+                      "ENV` and commit grant-keys/ENV.pub.")
+
+
+class GrantTtlError(GrantError):
+    code = "AUTOOPS-GRANT-TTL"
+    status = ExitStatus.BAD_INPUT
+    default_remedy = ("Choose a shorter --expires-in: the ceiling shrinks with the risk class "
+                      "(`autoops policy show` lists it).")
+
+
+class GrantForgedError(GrantError):
+    code = "AUTOOPS-GRANT-FORGED"
+    default_remedy = ("The grant's signature does not verify against the environment's public "
+                      "key: it was altered or not issued for this environment.")
+
+
+class GrantExpiredError(GrantError):
+    code = "AUTOOPS-GRANT-EXPIRED"
+
+
+class GrantRevokedError(GrantError):
+    code = "AUTOOPS-GRANT-REVOKED"
+
+
+class GrantExhaustedError(GrantError):
+    code = "AUTOOPS-GRANT-EXHAUSTED"
+
+
+class GrantScopeError(GrantError):
+    code = "AUTOOPS-GRANT-SCOPE"
+    default_remedy = ("The grant does not cover this run (`autoops grant show ID` shows its "
+                      "scope); ask for a grant that does.")
+
+
+class ApprovalError(AutoopsError):
+    """A second-person approval that cannot be used for this run."""
+
+    code = "AUTOOPS-APPROVAL"
+    status = ExitStatus.APPROVAL_REQUIRED
+    default_remedy = "`autoops approvals list` shows the requests and their state."
+
+
+class ApprovalUnknownError(ApprovalError):
+    code = "AUTOOPS-APPROVAL-UNKNOWN"
+    status = ExitStatus.BAD_INPUT
+
+
+class ApprovalPendingError(ApprovalError):
+    code = "AUTOOPS-APPROVAL-PENDING"
+    default_remedy = "A second person must run `autoops approve ID` first."
+
+
+class ApprovalExpiredError(ApprovalError):
+    code = "AUTOOPS-APPROVAL-EXPIRED"
+    default_remedy = "Run it again without --approval to request a fresh approval."
+
+
+class ApprovalPlanChangedError(ApprovalError):
+    code = "AUTOOPS-APPROVAL-PLAN-CHANGED"
+    default_remedy = ("The plan differs from the approved one (parameters, hosts or content); "
+                      "run it without --approval to request approval of the new plan.")
+
+
+class ApprovalRejectedError(ApprovalError):
+    code = "AUTOOPS-APPROVAL-REJECTED"
+    status = ExitStatus.DENIED
+    default_remedy = "The approver rejected it; `autoops approvals list` shows the reason."
+
+
+class ApprovalSelfError(ApprovalError):
+    code = "AUTOOPS-APPROVAL-SELF"
+    status = ExitStatus.DENIED
+    default_remedy = "A different person must approve or reject a request than the one who made it."
+
+
+class ApprovalUsedError(ApprovalError):
+    code = "AUTOOPS-APPROVAL-USED"
+    status = ExitStatus.DENIED
+    default_remedy = "An approval runs once; run it without --approval to request another."
+
+
+class ApprovalDecidedError(ApprovalError):
+    code = "AUTOOPS-APPROVAL-DECIDED"
+    status = ExitStatus.BAD_INPUT
+    default_remedy = "The request was already approved or rejected; `autoops approvals list`."

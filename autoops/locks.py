@@ -33,10 +33,16 @@ class Locks:
     monotonic: Callable[[], float] = time.monotonic
 
     def acquire(self, env: str, hosts: Sequence[str], holder: LockHolder, *, wait: float = 0,
-                on_stale: Callable[[LockHolder], None] = lambda _h: None) -> None:
-        """Take the lock, waiting up to ``wait`` seconds; raise LockedError otherwise."""
+                on_stale: Callable[[LockHolder], None] = lambda _h: None,
+                check: Callable[[], None] = lambda: None) -> None:
+        """Take the lock, waiting up to ``wait`` seconds; raise LockedError otherwise.
+
+        ``check`` runs before every attempt and may raise to end the wait (a halt, a
+        revoked grant): whatever made the run acceptable is re-checked while it waits.
+        """
         deadline = self.monotonic() + max(wait, 0)
         while True:
+            check()
             live, stale = self.db.try_lock(env, sorted(set(hosts)), holder, self.alive)
             for gone in stale:
                 on_stale(gone)

@@ -6,54 +6,133 @@ plan's facts, the time) is passed in, so every rule is table-tested from YAML ca
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from autoops import yamlfile
+from autoops import grants, windows, yamlfile
 from autoops.catalog import ENV_NAME
-from autoops.errors import PolicyInvalidError
+from autoops.errors import GrantError, PolicyInvalidError
 from autoops.risk import NAMES as RISK_NAMES
 from autoops.risk import Risk
+from autoops.windows import Schedule
 
+DURATION = r"^([0-9]{1,6}[smhdw]){1,4}$"
+_RISK_OR_NONE = {"enum": [*RISK_NAMES, "NONE"]}
+_HHMM = {"type": "string", "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$"}
+_RULES: dict[str, Any] = {  # what an environment (or `defaults:`) may set
+    "description": {"type": "string"},
+    "unattended_max_risk": {"enum": list(RISK_NAMES)},
+    "confirm_max_risk": _RISK_OR_NONE,
+    "two_person_min_risk": _RISK_OR_NONE,
+    "approval_expires_in": {"type": "string", "pattern": DURATION},
+    "windows": {
+        "type": "object", "required": ["timezone", "above", "weekly"],
+        "properties": {
+            "timezone": {"type": "string", "minLength": 1},
+            "above": {"enum": list(RISK_NAMES)},
+            "weekly": {"type": "array", "minItems": 1, "items": {
+                "type": "object", "required": ["days", "start", "end"],
+                "properties": {"days": {"type": "array", "minItems": 1,
+                                        "items": {"type": "string"}},
+                               "start": _HHMM, "end": _HHMM},
+                "additionalProperties": False}},
+        },
+        "additionalProperties": False,
+    },
+    "freezes": {"type": "array", "items": {
+        "type": "object", "required": ["start", "end", "reason"],
+        "properties": {"start": {"type": "string"}, "end": {"type": "string"},
+                       "reason": {"type": "string", "minLength": 1},
+                       "above": {"enum": list(RISK_NAMES)}},
+        "additionalProperties": False}},
+    "grants": {
+        "type": "object",
+        "properties": {
+            "max_expires_in": {"type": "object", "propertyNames": {"enum": list(RISK_NAMES)},
+                               "additionalProperties": {"type": "string", "pattern": DURATION}},
+            "break_glass_max_expires_in": {"type": "string", "pattern": DURATION},
+        },
+        "additionalProperties": False,
+    },
+}
 POLICY_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["version", "environments"],
     "properties": {
         "version": {"const": 1},
+        "defaults": {"type": "object", "properties": _RULES, "additionalProperties": False},
         "environments": {
             "type": "object",
             "minProperties": 1,
             "propertyNames": {"pattern": ENV_NAME},
-            "additionalProperties": {
-                "type": "object",
-                "required": ["unattended_max_risk", "confirm_max_risk"],
-                "properties": {
-                    "description": {"type": "string"},
-                    "unattended_max_risk": {"enum": list(RISK_NAMES)},
-                    "confirm_max_risk": {"enum": [*RISK_NAMES, "NONE"]},
-                },
-                "additionalProperties": False,
-            },
+            "additionalProperties": {"type": "object", "properties": _RULES,
+                                     "additionalProperties": False},
         },
     },
     "additionalProperties": False,
 }
 
 TYPED_CONFIRMATION = "typed-confirmation"
+SECOND_PERSON = "second-person"
+BUILTIN = "built-in"
+
+# Built-in defaults, under policy.yml's `defaults:` and each environment's own keys.
+# unattended/confirm have none: every environment must say them (or `defaults:` must).
+BUILTIN_DEFAULTS: dict[str, Any] = {
+    "description": "",
+    "two_person_min_risk": "NONE",  # an environment named production: CRITICAL (see below)
+    "approval_expires_in": "4h",
+    "windows": None,
+    "freezes": [],
+    "grants": {"max_expires_in": {risk.name: grants.format_duration(ttl)
+                                  for risk, ttl in grants.DEFAULT_TTL_CEILINGS.items()},
+               "break_glass_max_expires_in": grants.format_duration(grants.BREAK_GLASS_CEILING)},
+}
+PRODUCTION_TWO_PERSON = "CRITICAL"
 
 
 @dataclass(frozen=True)
 class EnvPolicy:
-    """What one environment allows: unattended up to a class, confirmed up to another."""
+    """One environment's effective rules: built-in defaults < `defaults:` < its own keys."""
 
     name: str
     description: str
     unattended_max_risk: Risk
     confirm_max_risk: Risk | None  # None: nothing above the unattended ceiling may run
+    two_person_min_risk: Risk | None = None  # from this class up, a second person approves
+    approval_ttl: timedelta = timedelta(hours=4)
+    schedule: Schedule = field(default_factory=lambda: windows.parse_schedule(None, []))
+    grant_ceilings: Mapping[Risk, timedelta] = field(
+        default_factory=lambda: dict(grants.DEFAULT_TTL_CEILINGS))
+    break_glass_ceiling: timedelta = grants.BREAK_GLASS_CEILING
+    origins: Mapping[str, str] = field(default_factory=dict)  # key -> built-in|defaults|env
+
+    def grant_ceiling(self, max_risk: Risk, break_glass: bool) -> timedelta:
+        return grants.ttl_ceiling(max_risk, break_glass, self.grant_ceilings,
+                                  self.break_glass_ceiling)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "description": self.description,
+            "unattended_max_risk": self.unattended_max_risk.name,
+            "confirm_max_risk": _name(self.confirm_max_risk),
+            "two_person_min_risk": _name(self.two_person_min_risk),
+            "approval_expires_in": grants.format_duration(self.approval_ttl),
+            "windows": self.schedule.to_dict(),
+            "grants": {
+                "max_expires_in": {r.name: grants.format_duration(t)
+                                   for r, t in sorted(self.grant_ceilings.items())},
+                "break_glass_max_expires_in": grants.format_duration(self.break_glass_ceiling)},
+            "origins": dict(self.origins),
+        }
+
+
+def _name(risk: Risk | None) -> str:
+    return risk.name if risk is not None else "NONE"
 
 
 @dataclass(frozen=True)
@@ -70,29 +149,84 @@ class Policy:
 
     @classmethod
     def from_mapping(cls, doc: Mapping[str, Any], path: Path | None = None) -> Policy:
-        envs: dict[str, EnvPolicy] = {}
-        for name, spec in doc["environments"].items():
-            unattended = Risk.parse(spec["unattended_max_risk"])
-            confirm_name = spec["confirm_max_risk"]
-            confirm = None if confirm_name == "NONE" else Risk.parse(confirm_name)
-            if confirm is not None and confirm < unattended:
-                line = yamlfile.line_of(doc, ["environments", name, "confirm_max_risk"])
-                raise PolicyInvalidError(
-                    f"{path}:{line}: {name}: confirm_max_risk {confirm.name} is below "
-                    f"unattended_max_risk {unattended.name}"
-                )
-            envs[name] = EnvPolicy(name, spec.get("description", ""), unattended, confirm)
+        defaults = doc.get("defaults") or {}
+        envs = {name: _env_policy(doc, path, name, defaults, spec or {})
+                for name, spec in doc["environments"].items()}
         return cls(envs, path)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            name: {
-                "description": env.description,
-                "unattended_max_risk": env.unattended_max_risk.name,
-                "confirm_max_risk": env.confirm_max_risk.name if env.confirm_max_risk else "NONE",
-            }
-            for name, env in self.environments.items()
-        }
+        return {name: env.to_dict() for name, env in self.environments.items()}
+
+
+def _env_policy(doc: Mapping[str, Any], path: Path | None, name: str,
+                defaults: Mapping[str, Any], spec: Mapping[str, Any]) -> EnvPolicy:
+    """Merge one environment's keys over the defaults and check what a schema cannot."""
+    builtin = dict(BUILTIN_DEFAULTS)
+    if name == "production":
+        builtin["two_person_min_risk"] = PRODUCTION_TWO_PERSON
+    merged: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    for layer, values in ((BUILTIN, builtin), ("defaults", defaults), ("environment", spec)):
+        for key, value in values.items():
+            merged[key], origins[key] = value, layer
+
+    def where(key: str) -> str:
+        keys = ["environments", name, key] if key in spec else ["defaults", key]
+        return f"{path}:{yamlfile.line_of(doc, keys)}: {name}"
+
+    def duration(key: str, text: str) -> timedelta:
+        try:
+            return grants.parse_duration(text)
+        except GrantError as exc:
+            raise PolicyInvalidError(f"{where(key)}: {key}: {exc.message}") from None
+
+    for key in ("unattended_max_risk", "confirm_max_risk"):
+        if key not in merged:
+            raise PolicyInvalidError(f"{path}:{yamlfile.line_of(doc, ['environments', name])}: "
+                                     f"{name}: {key} is required (here or under defaults:)")
+    unattended = Risk.parse(merged["unattended_max_risk"])
+    confirm = _risk_or_none(merged["confirm_max_risk"])
+    if confirm is not None and confirm < unattended:
+        raise PolicyInvalidError(f"{where('confirm_max_risk')}: confirm_max_risk {confirm.name} "
+                                 f"is below unattended_max_risk {unattended.name}")
+    two_person = _risk_or_none(merged["two_person_min_risk"])
+    if two_person is not None and two_person <= unattended:
+        raise PolicyInvalidError(
+            f"{where('two_person_min_risk')}: two_person_min_risk {two_person.name} must be "
+            f"above unattended_max_risk {unattended.name} (a second person for unattended runs?)")
+    try:
+        schedule = windows.parse_schedule(merged["windows"], merged["freezes"])
+    except ValueError as exc:
+        key = "freezes" if str(exc).startswith("freezes") else "windows"
+        raise PolicyInvalidError(f"{where(key)}: {exc}") from None
+    ceilings, break_glass = _grant_ceilings(builtin["grants"], merged["grants"], where, duration)
+    return EnvPolicy(
+        name=name, description=merged["description"], unattended_max_risk=unattended,
+        confirm_max_risk=confirm, two_person_min_risk=two_person,
+        approval_ttl=duration("approval_expires_in", merged["approval_expires_in"]),
+        schedule=schedule, grant_ceilings=ceilings, break_glass_ceiling=break_glass,
+        origins=origins)
+
+
+def _grant_ceilings(builtin: Mapping[str, Any], given: Mapping[str, Any],
+                    where: Callable[[str], str], duration: Callable[[str, str], timedelta],
+                    ) -> tuple[dict[Risk, timedelta], timedelta]:
+    texts = {**builtin["max_expires_in"], **given.get("max_expires_in", {})}
+    ceilings = {Risk.parse(k): duration("grants", v) for k, v in texts.items()}
+    break_glass = duration("grants", given.get("break_glass_max_expires_in",
+                                               builtin["break_glass_max_expires_in"]))
+    try:
+        grants.check_ceilings(ceilings)
+    except ValueError as exc:
+        raise PolicyInvalidError(f"{where('grants')}: grants.max_expires_in: {exc}") from None
+    if break_glass > grants.BREAK_GLASS_CEILING:
+        raise PolicyInvalidError(f"{where('grants')}: break_glass_max_expires_in may not exceed "
+                                 f"{grants.format_duration(grants.BREAK_GLASS_CEILING)}")
+    return ceilings, break_glass
+
+
+def _risk_or_none(name: str) -> Risk | None:
+    return None if name == "NONE" else Risk.parse(name)
 
 
 class Outcome(StrEnum):
@@ -101,13 +235,51 @@ class Outcome(StrEnum):
     DENIED = "denied"
 
 
+_SEVERITY = {Outcome.ALLOWED: 0, Outcome.APPROVAL_REQUIRED: 1, Outcome.DENIED: 2}
+
+
 @dataclass(frozen=True)
 class RuleResult:
-    """One rule's contribution: its id, what it decided and why."""
+    """One rule's contribution: its id, what it decided, why, and what would satisfy it."""
 
     rule: str
     outcome: Outcome
     reason: str
+    satisfy: str | None = None  # for a rule that stops the run: what would let it through
+    requirement: str | None = None  # TYPED_CONFIRMATION | SECOND_PERSON
+    via: str | None = None  # what let it through instead of a human now: grant / approval id
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = {"rule": self.rule, "outcome": self.outcome.value, "reason": self.reason,
+               "satisfy": self.satisfy}
+        return doc | ({"via": self.via} if self.via else {})
+
+
+@dataclass(frozen=True)
+class HaltFacts:
+    """An emergency stop in force for the run's environment (or for all)."""
+
+    scope: str  # an environment, or "*"
+    reason: str
+    actor: str
+    since: str
+
+
+@dataclass(frozen=True)
+class GrantFacts:
+    """A grant already verified genuine, unexpired, unrevoked and covering the run."""
+
+    grant_id: str
+    break_glass: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class SecondPersonFacts:
+    """An approval by another actor of exactly this plan, unexpired and unused."""
+
+    request_id: str
+    approver: str
 
 
 @dataclass(frozen=True)
@@ -121,6 +293,9 @@ class Request:
     actor: str
     check_mode: bool
     now: datetime
+    halt: HaltFacts | None = None
+    grant: GrantFacts | None = None
+    second_person: SecondPersonFacts | None = None
 
 
 @dataclass(frozen=True)
@@ -128,12 +303,32 @@ class Decision:
     outcome: Outcome
     risk: Risk
     rules: tuple[RuleResult, ...]
-    requirements: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def requirements(self) -> tuple[str, ...]:
+        """What a human must still provide (empty unless approval is required)."""
+        if self.outcome is not Outcome.APPROVAL_REQUIRED:
+            return ()
+        return tuple(r.requirement for r in self.rules
+                     if r.outcome is Outcome.APPROVAL_REQUIRED and r.requirement)
+
+    @property
+    def authorised_by(self) -> tuple[str, ...]:
+        """Grants and approvals that stood in for a human at this decision."""
+        return tuple(dict.fromkeys(r.via for r in self.rules if r.via))
 
     @property
     def deciding_rule(self) -> RuleResult:
-        """The last rule whose outcome is the decision's outcome (the one that settled it)."""
-        return next(r for r in reversed(self.rules) if r.outcome is self.outcome)
+        """The rule that settled it.
+
+        The first denial, else the weightiest approval, else the risk rule that let it through.
+        """
+        if self.outcome is Outcome.DENIED:
+            return next(r for r in self.rules if r.outcome is Outcome.DENIED)
+        if self.outcome is Outcome.APPROVAL_REQUIRED:
+            needs = [r for r in self.rules if r.outcome is Outcome.APPROVAL_REQUIRED]
+            return next((r for r in needs if r.requirement == SECOND_PERSON), needs[0])
+        return next(r for r in self.rules if r.rule.startswith("risk-"))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -142,50 +337,144 @@ class Decision:
             "rule": self.deciding_rule.rule,
             "reason": self.deciding_rule.reason,
             "requirements": list(self.requirements),
-            "rules": [
-                {"rule": r.rule, "outcome": r.outcome.value, "reason": r.reason} for r in self.rules
-            ],
+            "rules": [r.to_dict() for r in self.rules],
         }
 
 
 def evaluate(policy: Policy, request: Request) -> Decision:
-    """Decide whether ``request`` may run now, needs a human, or is denied."""
-    rules: list[RuleResult] = []
+    """Decide whether ``request`` may run now, needs a human, or is denied.
+
+    Every rule is evaluated (none short-circuits after the action is known to be
+    allowed in the environment), so that ``plan`` can show all that stands in the way.
+    """
     env = policy.environments.get(request.env)
     if env is None:
-        rules.append(RuleResult("env-declared", Outcome.DENIED,
-                                f"environment {request.env!r} is not declared in policy.yml"))
-        return Decision(Outcome.DENIED, request.risk, tuple(rules))
-    rules.append(RuleResult("env-declared", Outcome.ALLOWED,
-                            f"environment {request.env!r} is declared"))
+        return _decide(request, [RuleResult(
+            "env-declared", Outcome.DENIED,
+            f"environment {request.env!r} is not declared in policy.yml",
+            f"declare {request.env!r} under environments: in policy.yml")])
+    rules = [RuleResult("env-declared", Outcome.ALLOWED, f"environment {request.env!r} is declared")]
     if request.env not in request.action_environments:
         rules.append(RuleResult(
             "action-env", Outcome.DENIED,
-            f"{request.action} may run only in: {', '.join(request.action_environments)}"))
-        return Decision(Outcome.DENIED, request.risk, tuple(rules))
+            f"{request.action} may run only in: {', '.join(request.action_environments)}",
+            f"use --env {' or '.join(request.action_environments)}"))
+        return _decide(request, rules)
     rules.append(RuleResult("action-env", Outcome.ALLOWED,
                             f"{request.action} is allowed in {request.env}"))
-    return _risk_rules(env, request, rules)
+    rules.append(_halt_rule(request))
+    rules.append(_freeze_rule(env, request))
+    rules.append(_window_rule(env, request))
+    rules.append(_risk_rule(env, request))
+    rules.append(_two_person_rule(env, request))
+    return _decide(request, rules)
 
 
-def _risk_rules(env: EnvPolicy, request: Request, rules: list[RuleResult]) -> Decision:
+def _decide(request: Request, rules: list[RuleResult]) -> Decision:
+    outcome = max((r.outcome for r in rules), key=_SEVERITY.__getitem__)
+    return Decision(outcome, request.risk, tuple(rules))
+
+
+def _halt_rule(request: Request) -> RuleResult:
+    halt = request.halt
+    if halt is None:
+        return RuleResult("halt", Outcome.ALLOWED, "no emergency stop is in force")
+    scope = "every environment" if halt.scope == "*" else halt.scope
+    return RuleResult(
+        "halt", Outcome.DENIED,
+        f"emergency stop of {scope} by {halt.actor} since {halt.since}: {halt.reason}",
+        f"`autoops resume{'' if halt.scope == '*' else ' --env ' + halt.scope} --reason …` "
+        "once it is safe")
+
+
+def _break_glass(request: Request) -> GrantFacts | None:
+    grant = request.grant
+    return grant if grant is not None and grant.break_glass else None
+
+
+def _freeze_rule(env: EnvPolicy, request: Request) -> RuleResult:
+    freeze = windows.active_freeze(env.schedule, request.now, request.risk)
+    if freeze is None:
+        return RuleResult("freeze", Outcome.ALLOWED,
+                          f"no freeze in {env.name} covers {request.risk.name} now")
+    what = (f"{env.name} is frozen until {freeze.end.isoformat()} for classes above "
+            f"{freeze.above.name}: {freeze.reason}")
+    glass = _break_glass(request)
+    if glass is not None:
+        return RuleResult("freeze", Outcome.ALLOWED,
+                          f"{what}; overridden by break-glass grant {glass.grant_id}: "
+                          f"{glass.reason}", via=f"break-glass:{glass.grant_id}")
+    return RuleResult("freeze", Outcome.DENIED, what,
+                      f"wait until {freeze.end.isoformat()}, or a --break-glass grant")
+
+
+def _window_rule(env: EnvPolicy, request: Request) -> RuleResult:
+    schedule = env.schedule
+    if not windows.needs_window(schedule, request.risk):
+        return RuleResult("window", Outcome.ALLOWED,
+                          f"{request.risk.name} needs no change window in {env.name}")
+    open_now = windows.in_window(schedule, request.now)
+    if open_now is not None:
+        return RuleResult("window", Outcome.ALLOWED,
+                          f"inside the change window {_window_text(open_now, schedule)}")
+    opening = windows.next_opening(schedule, request.now, request.risk)
+    above = schedule.above.name if schedule.above else "-"
+    what = (f"outside {env.name}'s change windows for classes above {above}; next opening "
+            f"{windows.describe_opening(schedule, opening)}")
+    glass = _break_glass(request)
+    if glass is not None:
+        return RuleResult("window", Outcome.ALLOWED,
+                          f"{what}; overridden by break-glass grant {glass.grant_id}: "
+                          f"{glass.reason}", via=f"break-glass:{glass.grant_id}")
+    return RuleResult("window", Outcome.DENIED, what,
+                      f"run it from {windows.describe_opening(schedule, opening)}, or with a "
+                      "--break-glass grant")
+
+
+def _window_text(window: windows.Weekly, schedule: Schedule) -> str:
+    spec = window.to_dict()
+    return f"{','.join(spec['days'])} {spec['start']}-{spec['end']} {schedule.timezone}"
+
+
+def _risk_rule(env: EnvPolicy, request: Request) -> RuleResult:
     risk = request.risk
     mode = " in check mode" if request.check_mode else ""
     if risk <= env.unattended_max_risk:
-        rules.append(RuleResult(
+        return RuleResult(
             "risk-unattended", Outcome.ALLOWED,
             f"{risk.name} is within {env.name}'s unattended ceiling "
-            f"{env.unattended_max_risk.name}{mode}"))
-        return Decision(Outcome.ALLOWED, risk, tuple(rules))
+            f"{env.unattended_max_risk.name}{mode}")
     if env.confirm_max_risk is not None and risk <= env.confirm_max_risk:
-        rules.append(RuleResult(
-            "risk-confirm", Outcome.APPROVAL_REQUIRED,
-            f"{risk.name} is above {env.name}'s unattended ceiling "
-            f"{env.unattended_max_risk.name}: a typed confirmation of the environment name "
-            f"is required{mode}"))
-        return Decision(Outcome.APPROVAL_REQUIRED, risk, tuple(rules), (TYPED_CONFIRMATION,))
+        above = (f"{risk.name} is above {env.name}'s unattended ceiling "
+                 f"{env.unattended_max_risk.name}{mode}")
+        if request.grant is not None:
+            return RuleResult("risk-confirm", Outcome.ALLOWED,
+                              f"{above}; pre-authorised by grant {request.grant.grant_id}",
+                              via=f"grant:{request.grant.grant_id}")
+        return RuleResult("risk-confirm", Outcome.APPROVAL_REQUIRED,
+                          f"{above}: a typed confirmation of the environment name is required",
+                          f"type {env.name!r} at the prompt, or --grant TOKEN covering this run",
+                          TYPED_CONFIRMATION)
     ceiling = env.confirm_max_risk.name if env.confirm_max_risk else env.unattended_max_risk.name
-    rules.append(RuleResult(
+    return RuleResult(
         "risk-ceiling", Outcome.DENIED,
-        f"{risk.name} is above the highest class {env.name} allows ({ceiling})"))
-    return Decision(Outcome.DENIED, risk, tuple(rules))
+        f"{risk.name} is above the highest class {env.name} allows ({ceiling})",
+        "nothing at run time: only a reviewed change to policy.yml raises confirm_max_risk")
+
+
+def _two_person_rule(env: EnvPolicy, request: Request) -> RuleResult:
+    threshold = env.two_person_min_risk
+    if threshold is None or request.risk < threshold:
+        return RuleResult("two-person", Outcome.ALLOWED,
+                          f"{request.risk.name} needs no second person in {env.name}")
+    second = request.second_person
+    if second is not None:
+        return RuleResult("two-person", Outcome.ALLOWED,
+                          f"approved by {second.approver} (request {second.request_id})",
+                          via=f"second-person:{second.request_id}")
+    return RuleResult(
+        "two-person", Outcome.APPROVAL_REQUIRED,
+        f"{request.risk.name} in {env.name} needs a second person (from "
+        f"{threshold.name} up); approvals expire after {grants.format_duration(env.approval_ttl)}",
+        "`autoops run` records a request; another actor runs `autoops approve ID`; then "
+        "`autoops run … --approval ID`", SECOND_PERSON)

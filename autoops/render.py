@@ -79,7 +79,10 @@ def plan_text(plan: Mapping[str, Any], decision: Mapping[str, Any]) -> str:
         f"content:  {plan['content_digest'][:23]}…  revision {plan['revision'] or '-'}",
         f"decision: {decision['outcome'].upper()} by {decision['rule']}: {decision['reason']}",
     ]
-    lines.extend(f"  - {r['rule']}: {r['outcome']} — {r['reason']}" for r in decision["rules"])
+    for rule in decision["rules"]:
+        lines.append(f"  - {rule['rule']}: {rule['outcome']} — {rule['reason']}")
+        if rule["outcome"] != "allowed" and rule.get("satisfy"):
+            lines.append(f"      to satisfy: {rule['satisfy']}")
     return "\n".join(lines)
 
 
@@ -200,6 +203,9 @@ def audit_record(rec: Mapping[str, Any]) -> str:
                  f"{data.get('approval', {}).get('method')}"
     elif rec["type"] in {"run.finished", "run.interrupted"}:
         detail = f" {data.get('status') or data.get('reason')}"
+    elif rec["type"].startswith(("grant.", "approval.", "halt.")):
+        detail = " " + " ".join(f"{k}={data[k]}" for k in (
+            "grant_id", "request_id", "scope", "use", "reason") if data.get(k) is not None)
     elif rec["type"] == "run.requested":
         detail = f" hosts={len(data.get('plan', {}).get('hosts', []))} " \
                  f"params={json.dumps(data.get('plan', {}).get('params', {}))}"
@@ -228,3 +234,116 @@ def secrets_rotate(doc: dict[str, Any]) -> str:
         lines.append(f"  old key moved to {doc['retired_key']}: destroy it once every copy "
                      "of the new key is in place")
     return "\n".join(lines)
+
+
+def grant_key(key: Mapping[str, Any]) -> str:
+    made = "created" if key["created"] else "kept"
+    return (f"{key['env']}: {made} signing key {key['key_id']}\n"
+            f"  private: {key['private_key']} (0600; keep it off shared machines)\n"
+            f"  public:  {key['public_key']}" + (" (written: commit it)"
+                                                   if key["public_written"] else ""))
+
+
+def grant_text(grant: Mapping[str, Any]) -> str:
+    uses = "unlimited" if grant["uses"] is None else str(grant["uses"])
+    lines = [f"grant {grant['id']} for {grant['env']}"
+             + (f" — {grant['state'].upper()}" if "state" in grant else ""),
+             f"  actions:   {', '.join(grant['actions'])} (up to {grant['max_risk']})",
+             f"  hosts:     {grant['hosts'] or 'any host of ' + grant['env']}",
+             "  params:    " + (", ".join(f"{k} in {{{','.join(v)}}}"
+                                          for k, v in grant["params"].items()) or "unconstrained"),
+             f"  valid:     {grant['issued']} to {grant['expires']}",
+             f"  uses:      {grant.get('used', 0)} of {uses}",
+             f"  issuer:    {grant['issuer']}" + ("   BREAK-GLASS" if grant["break_glass"] else ""),
+             f"  reason:    {grant['reason']}"]
+    if grant.get("revoked"):
+        lines.append(f"  revoked:   {grant['revoked']} by {grant['revoked_by']}: "
+                     f"{grant['revoke_reason']}")
+    return "\n".join(lines)
+
+
+def grant_table(grants: Sequence[Mapping[str, Any]]) -> str:
+    rows = [(g["id"], g["env"], g["state"], ",".join(g["actions"]), g["max_risk"], g["expires"],
+             f"{g['used']}/{'-' if g['uses'] is None else g['uses']}",
+             "yes" if g["break_glass"] else "") for g in grants]
+    return table(rows, ("GRANT", "ENV", "STATE", "ACTIONS", "MAX RISK", "EXPIRES", "USED",
+                        "BREAK-GLASS")) if rows else "no grants"
+
+
+def approval_table(requests: Sequence[Mapping[str, Any]]) -> str:
+    rows = [(r["id"], r["state"], r["env"], r["action"], r["requester"], r["decided_by"] or "-",
+             r["expires"][:19]) for r in requests]
+    return table(rows, ("REQUEST", "STATE", "ENV", "ACTION", "REQUESTER", "DECIDED BY",
+                        "EXPIRES")) if rows else "no approval requests"
+
+
+def approval_text(request: Mapping[str, Any]) -> str:
+    plan = request["plan"]
+    params = ", ".join(f"{k}={json.dumps(v)}" for k, v in plan["params"].items()) or "none"
+    head = f"{request['id']}: {request['state'].upper()} by {request['decided_by']}"
+    if request.get("reason"):
+        head += f": {request['reason']}"
+    return (f"{head}\n  {plan['action']} ({plan['risk']}) in {plan['env']} on "
+            f"{len(plan['hosts'])} host(s): {', '.join(plan['hosts'][:10])}\n"
+            f"  params: {params}\n  requested by {request['requester']}; plan "
+            f"{request['plan_digest'][:23]}…; expires {request['expires']}")
+
+
+def halt_text(doc: Mapping[str, Any]) -> str:
+    halt = doc["halt"]
+    scope = "every environment" if halt["scope"] == "*" else halt["scope"]
+    lines = [("HALTED " if doc["engaged"] else "already halted: ")
+             + f"{scope} by {halt['actor']} since {halt['since']}: {halt['reason']}"]
+    if doc["runs_stopped"]:
+        lines.append(f"  stopped: {', '.join(doc['runs_stopped'])}")
+    if doc["runs_still_running"]:
+        lines.append(f"  still running (waiting at a prompt or for a lock?): "
+                     f"{', '.join(doc['runs_still_running'])}")
+    return "\n".join(lines)
+
+
+def status_text(doc: Mapping[str, Any]) -> str:
+    lines = []
+    for halt in doc["halts"]:
+        scope = "ALL ENVIRONMENTS" if halt["scope"] == "*" else halt["scope"]
+        lines.append(f"HALTED: {scope} by {halt['actor']} since {halt['since']}: "
+                     f"{halt['reason']}")
+    if not doc["halts"]:
+        lines.append("no emergency stop in force")
+    runs = [(r["run_id"], r["env"], r["action"], r["actor"], str(r["pid"]), r["started"][:19])
+            for r in doc["runs"]]
+    lines.append(table(runs, ("RUN", "ENV", "ACTION", "ACTOR", "PID", "STARTED"))
+                 if runs else "no runs in progress")
+    held = [(lk["env"], lk["host"], lk["run_id"], lk["actor"]) for lk in doc["locks"]]
+    if held:
+        lines.append(table(held, ("ENV", "LOCKED HOST", "RUN", "ACTOR")))
+    if doc["approvals_pending"]:
+        lines.append(f"approval requests pending: {', '.join(doc['approvals_pending'])}")
+    return "\n".join(lines)
+
+
+def policy_text(envs: Mapping[str, Mapping[str, Any]]) -> str:
+    out = []
+    for name, env in envs.items():
+        origins = env["origins"]
+
+        def src(key: str, origins: Mapping[str, str] = origins) -> str:
+            return f"  ({origins[key]})" if origins.get(key, "environment") != "environment" else ""
+        win = env["windows"]
+        out += [f"{name}: {env['description']}",
+                f"  unattended up to:     {env['unattended_max_risk']}{src('unattended_max_risk')}",
+                f"  confirmation up to:   {env['confirm_max_risk']}{src('confirm_max_risk')}",
+                f"  second person from:   {env['two_person_min_risk']}{src('two_person_min_risk')}",
+                f"  approvals expire in:  {env['approval_expires_in']}{src('approval_expires_in')}"]
+        if win["above"] is None:
+            out.append(f"  change windows:       none{src('windows')}")
+        else:
+            out.append(f"  change windows:       above {win['above']}, {win['timezone']}")
+            out.extend(f"    {','.join(w['days'])} {w['start']}-{w['end']}" for w in win["weekly"])
+        out.extend(f"  freeze: {f['start']} to {f['end']} above {f['above']}: {f['reason']}"
+                   for f in win["freezes"])
+        ttl = env["grants"]["max_expires_in"]
+        out.append("  grant lifetime ceilings: " + ", ".join(f"{k} {v}" for k, v in ttl.items())
+                   + f"; break-glass {env['grants']['break_glass_max_expires_in']}"
+                   + src("grants"))
+    return "\n".join(out)

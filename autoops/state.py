@@ -44,6 +44,44 @@ CREATE TABLE IF NOT EXISTS host_locks (
     acquired TEXT NOT NULL,
     PRIMARY KEY (env, host)
 );
+CREATE TABLE IF NOT EXISTS grants (
+    grant_id TEXT PRIMARY KEY,
+    env TEXT NOT NULL,
+    token TEXT NOT NULL,
+    expires TEXT NOT NULL,
+    max_uses INTEGER,
+    recorded TEXT NOT NULL,
+    revoked TEXT,
+    revoked_by TEXT,
+    revoke_reason TEXT
+);
+CREATE TABLE IF NOT EXISTS grant_uses (
+    grant_id TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    used TEXT NOT NULL,
+    PRIMARY KEY (grant_id, run_id)
+);
+CREATE TABLE IF NOT EXISTS approval_requests (
+    request_id TEXT PRIMARY KEY,
+    env TEXT NOT NULL,
+    action TEXT NOT NULL,
+    requester TEXT NOT NULL,
+    plan_digest TEXT NOT NULL,
+    plan TEXT NOT NULL,
+    created TEXT NOT NULL,
+    expires TEXT NOT NULL,
+    state TEXT NOT NULL,
+    decided_by TEXT,
+    decided TEXT,
+    reason TEXT,
+    used_by TEXT
+);
+CREATE TABLE IF NOT EXISTS halts (
+    scope TEXT PRIMARY KEY,
+    reason TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    since TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS audit_anchor (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     seq INTEGER NOT NULL,
@@ -78,6 +116,49 @@ class LockHolder:
     def to_dict(self) -> dict[str, str | int]:
         return {"run_id": self.run_id, "actor": self.actor, "pid": self.pid,
                 "acquired": self.acquired}
+
+
+@dataclass(frozen=True)
+class GrantRow:
+    """A grant this machine has seen, with its revocation and how often it was used."""
+
+    grant_id: str
+    env: str
+    token: str
+    expires: str
+    max_uses: int | None
+    recorded: str
+    revoked: str | None
+    revoked_by: str | None
+    revoke_reason: str | None
+    uses: int = 0
+
+
+@dataclass(frozen=True)
+class ApprovalRow:
+    """A two-person approval request and what became of it."""
+
+    request_id: str
+    env: str
+    action: str
+    requester: str
+    plan_digest: str
+    plan: str  # JSON of the plan that was requested
+    created: str
+    expires: str
+    state: str  # pending | approved | rejected
+    decided_by: str | None
+    decided: str | None
+    reason: str | None
+    used_by: str | None  # the run that used an approval (each runs once)
+
+
+@dataclass(frozen=True)
+class HaltRow:
+    scope: str  # an environment, or "*" for all
+    reason: str
+    actor: str
+    since: str
 
 
 @dataclass(frozen=True)
@@ -208,3 +289,109 @@ class StateDB:
             rows = db.execute("SELECT env, host, run_id, actor, pid, pid_start, acquired "
                               "FROM host_locks ORDER BY env, host").fetchall()
         return [(row[0], row[1], LockHolder(*row[2:])) for row in rows]
+
+    # -- grants -----------------------------------------------------------------------
+
+    def remember_grant(self, row: GrantRow) -> None:
+        """Record a grant once (first sight, or creation); later calls change nothing."""
+        with self._connect() as db:
+            db.execute("INSERT OR IGNORE INTO grants VALUES (?,?,?,?,?,?,?,?,?)",
+                       (row.grant_id, row.env, row.token, row.expires, row.max_uses,
+                        row.recorded, None, None, None))
+
+    def grant(self, grant_id: str) -> GrantRow | None:
+        with self._connect() as db:
+            row = db.execute(_GRANT_SELECT + " WHERE g.grant_id=?", (grant_id,)).fetchone()
+        return GrantRow(*row) if row else None
+
+    def grants(self) -> list[GrantRow]:
+        with self._connect() as db:
+            rows = db.execute(_GRANT_SELECT + " ORDER BY g.recorded").fetchall()
+        return [GrantRow(*row) for row in rows]
+
+    def revoke_grant(self, grant_id: str, when: str, actor: str, reason: str) -> bool:
+        """Revoke; False when it was already revoked (the first revocation stands)."""
+        with self._connect() as db:
+            cur = db.execute("UPDATE grants SET revoked=?, revoked_by=?, revoke_reason=? "
+                             "WHERE grant_id=? AND revoked IS NULL", (when, actor, reason, grant_id))
+        return cur.rowcount == 1
+
+    def use_grant(self, grant_id: str, run_id: str, when: str) -> tuple[GrantRow | None, bool]:
+        """Count one use unless revoked or exhausted, in one IMMEDIATE transaction.
+
+        Returns the grant as it was before this use and whether the use was counted.
+        """
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                found = db.execute(_GRANT_SELECT + " WHERE g.grant_id=?", (grant_id,)).fetchone()
+                row = GrantRow(*found) if found else None
+                ok = (row is not None and row.revoked is None
+                      and (row.max_uses is None or row.uses < row.max_uses))
+                if ok:
+                    db.execute("INSERT INTO grant_uses VALUES (?,?,?)", (grant_id, run_id, when))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return row, ok
+
+    # -- two-person approvals ---------------------------------------------------------
+
+    def add_approval_request(self, row: ApprovalRow) -> None:
+        with self._connect() as db:
+            db.execute("INSERT INTO approval_requests VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                       (row.request_id, row.env, row.action, row.requester, row.plan_digest,
+                        row.plan, row.created, row.expires, row.state, row.decided_by,
+                        row.decided, row.reason, row.used_by))
+
+    def approval_request(self, request_id: str) -> ApprovalRow | None:
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM approval_requests WHERE request_id=?",
+                             (request_id,)).fetchone()
+        return ApprovalRow(*row) if row else None
+
+    def approval_requests(self) -> list[ApprovalRow]:
+        with self._connect() as db:
+            rows = db.execute("SELECT * FROM approval_requests ORDER BY created").fetchall()
+        return [ApprovalRow(*row) for row in rows]
+
+    def decide_approval(self, request_id: str, state: str, actor: str, when: str,
+                        reason: str | None) -> bool:
+        """Approve or reject a pending request; False if it was no longer pending."""
+        with self._connect() as db:
+            cur = db.execute("UPDATE approval_requests SET state=?, decided_by=?, decided=?, "
+                             "reason=? WHERE request_id=? AND state='pending'",
+                             (state, actor, when, reason, request_id))
+        return cur.rowcount == 1
+
+    def use_approval(self, request_id: str, run_id: str) -> bool:
+        """Mark an approved request used by ``run_id``; False if another run used it."""
+        with self._connect() as db:
+            cur = db.execute("UPDATE approval_requests SET used_by=? WHERE request_id=? "
+                             "AND state='approved' AND used_by IS NULL", (run_id, request_id))
+        return cur.rowcount == 1
+
+    # -- emergency stop ---------------------------------------------------------------
+
+    def set_halt(self, row: HaltRow) -> bool:
+        """Engage a halt for a scope; False when one is already in force there (kept)."""
+        with self._connect() as db:
+            cur = db.execute("INSERT OR IGNORE INTO halts VALUES (?,?,?,?)",
+                             (row.scope, row.reason, row.actor, row.since))
+        return cur.rowcount == 1
+
+    def clear_halt(self, scope: str) -> HaltRow | None:
+        with self._connect() as db:
+            row = db.execute("DELETE FROM halts WHERE scope=? RETURNING *", (scope,)).fetchone()
+        return HaltRow(*row) if row else None
+
+    def halts(self) -> list[HaltRow]:
+        with self._connect() as db:
+            rows = db.execute("SELECT * FROM halts ORDER BY since").fetchall()
+        return [HaltRow(*row) for row in rows]
+
+
+_GRANT_SELECT = ("SELECT g.grant_id, g.env, g.token, g.expires, g.max_uses, g.recorded, g.revoked, "
+                 "g.revoked_by, g.revoke_reason, (SELECT COUNT(*) FROM grant_uses u "
+                 "WHERE u.grant_id = g.grant_id) FROM grants g")

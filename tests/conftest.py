@@ -151,6 +151,13 @@ def make_project(dest: Path) -> Path:
     (dest / "catalog.yml").write_text(yaml.safe_dump(catalog, sort_keys=False))
     for name, text in TEST_PLAYBOOKS.items():
         (dest / "playbooks" / name).write_text(textwrap.dedent(text))
+    # Change windows depend on the wall clock, which the CLI and subprocess tests cannot
+    # inject: the test copy has none. Window tests declare their own, with a fixed clock.
+    policy = yaml.safe_load((dest / "policy.yml").read_text())
+    for env in policy["environments"].values():
+        env.pop("windows", None)
+        env.pop("freezes", None)
+    (dest / "policy.yml").write_text(yaml.safe_dump(policy, sort_keys=False))
     return dest
 
 

@@ -19,7 +19,7 @@ def _plan_and_decision(env: str, risk: Risk) -> tuple[Plan, Decision]:
     plan = Plan(resolved, env, Path("/inv"), None, ("h",), False, "sha256:x", None)
     decision = evaluate(Policy.load(REPO / "policy.yml"), Request(
         env, "health", risk, ("local", "staging", "production"), "a", False,
-        datetime(2026, 1, 1, tzinfo=UTC)))
+        datetime(2026, 11, 23, 10, 0, tzinfo=UTC)))  # Monday: inside production's window
     return plan, decision
 
 
@@ -32,8 +32,19 @@ def test_allowed_needs_nobody() -> None:
 
 
 def test_denied_is_never_satisfied_and_nobody_is_asked() -> None:
+    plan, _decision = _plan_and_decision("production", Risk.HIGH)
+    plan = Plan(plan.resolved, "qa", plan.inventory, None, ("h",), False, "sha256:x", None)
+    approval = satisfy(plan, evaluate(Policy.load(REPO / "policy.yml"), Request(
+        "qa", "health", Risk.HIGH, ("qa",), "a", False, datetime(2026, 11, 23, tzinfo=UTC))),
+        never)
+    assert not approval.satisfied
+    assert approval.method == "none"
+
+
+def test_a_missing_second_person_is_not_asked_for_a_confirmation() -> None:
     approval = satisfy(*_plan_and_decision("production", Risk.DESTRUCTIVE), never)
     assert not approval.satisfied
+    assert approval.method == "second-person"
 
 
 @pytest.mark.parametrize(("typed", "ok"), [("production", True), (" production ", True),
