@@ -237,9 +237,12 @@ def _unb64(text: str) -> bytes:
     if not re.fullmatch(r"[A-Za-z0-9_-]*", text):
         raise GrantMalformedError("the token is not base64url")
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):
         raise GrantMalformedError("the token is not base64url") from None
+    if _b64(data) != text:  # unused trailing bits would give one grant many tokens
+        raise GrantMalformedError("the token is not canonical base64url")
+    return data
 
 
 def sign(grant: Grant, private_pem: bytes) -> str:
