@@ -1,16 +1,27 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from autoops.approvals import satisfy
+from autoops.approvals import SecondPerson, plan_digest, request_to_dict, satisfy
 from autoops.catalog import Catalog
+from autoops.errors import (
+    ApprovalDecidedError,
+    ApprovalExpiredError,
+    ApprovalPendingError,
+    ApprovalPlanChangedError,
+    ApprovalRejectedError,
+    ApprovalSelfError,
+    ApprovalUnknownError,
+    ApprovalUsedError,
+)
 from autoops.plan import Plan
 from autoops.policy import Decision, Policy, Request, evaluate
 from autoops.risk import Risk
+from autoops.state import StateDB
 from tests.conftest import REPO
 
 
@@ -60,3 +71,103 @@ def test_no_terminal_means_not_satisfied() -> None:
     approval = satisfy(plan, decision, None)
     assert not approval.satisfied
     assert approval.detail == "no terminal to confirm on"
+
+
+# -- the second person ----------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def second(tmp_path: Path, clock: Clock) -> SecondPerson:
+    return SecondPerson(StateDB(tmp_path / "state.db"), clock)
+
+
+def _prune_plan(**changes: Any) -> Plan:
+    resolved = Catalog.load(REPO / "catalog.yml", REPO).resolve(
+        "backup-prune", changes.pop("params", {"keep": 7}), "production")
+    fields: dict[str, Any] = {"resolved": resolved, "env": "production",
+                              "inventory": Path("/inv"), "limit": None, "hosts": ("db1", "db2"),
+                              "check_mode": False, "content_digest": "sha256:aa",
+                              "revision": "r1", **changes}
+    return Plan(**fields)
+
+
+def test_approve_then_run_once(second: SecondPerson) -> None:
+    plan = _prune_plan()
+    row = second.request(plan, "alice", timedelta(hours=2))
+    assert row.request_id.startswith("a-")
+    with pytest.raises(ApprovalPendingError):
+        second.check(row.request_id, plan, "alice")
+    second.decide(row.request_id, "bob", approve=True)
+    facts = second.check(row.request_id, plan, "alice")
+    assert (facts.request_id, facts.approver) == (row.request_id, "bob")
+    second.use(row.request_id, "run-1")
+    with pytest.raises(ApprovalUsedError, match="run-1"):
+        second.check(row.request_id, plan, "alice")
+    with pytest.raises(ApprovalUsedError):
+        second.use(row.request_id, "run-2")
+
+
+def test_nobody_approves_their_own_request_or_runs_their_own_approval(
+        second: SecondPerson) -> None:
+    plan = _prune_plan()
+    row = second.request(plan, "alice", timedelta(hours=2))
+    with pytest.raises(ApprovalSelfError, match="cannot also approve"):
+        second.decide(row.request_id, "alice", approve=True)
+    second.decide(row.request_id, "bob", approve=True)
+    with pytest.raises(ApprovalSelfError, match="cannot also run"):
+        second.check(row.request_id, plan, "bob")
+    with pytest.raises(ApprovalDecidedError, match="already approved by bob"):
+        second.decide(row.request_id, "carol", approve=False, reason="late")
+
+
+def test_rejected_and_expired_requests(second: SecondPerson, clock: Clock) -> None:
+    plan = _prune_plan()
+    rejected = second.request(plan, "alice", timedelta(hours=2))
+    second.decide(rejected.request_id, "bob", approve=False, reason="not during the sale")
+    with pytest.raises(ApprovalRejectedError, match="not during the sale"):
+        second.check(rejected.request_id, plan, "alice")
+    late = second.request(plan, "alice", timedelta(hours=2))
+    clock.now += timedelta(hours=2)
+    with pytest.raises(ApprovalExpiredError):
+        second.decide(late.request_id, "bob", approve=True)
+    approved = second.request(plan, "alice", timedelta(hours=2))
+    second.decide(approved.request_id, "bob", approve=True)
+    clock.now += timedelta(hours=3)
+    with pytest.raises(ApprovalExpiredError):
+        second.check(approved.request_id, plan, "alice")
+    assert request_to_dict(second.get(late.request_id), clock())["state"] == "expired"
+
+
+@pytest.mark.parametrize(("change", "named"), [
+    ({"params": {"keep": 6}}, "params"),
+    ({"hosts": ("db1", "db2", "db3")}, "hosts"),
+    ({"revision": "r2"}, "revision"),
+    ({"content_digest": "sha256:bb"}, "content_digest"),
+    ({"limit": "db1"}, "limit"),
+])
+def test_a_changed_plan_is_not_the_approved_one(second: SecondPerson, change: dict[str, Any],
+                                               named: str) -> None:
+    row = second.request(_prune_plan(), "alice", timedelta(hours=2))
+    second.decide(row.request_id, "bob", approve=True)
+    with pytest.raises(ApprovalPlanChangedError, match=f"changed: {named}"):
+        second.check(row.request_id, _prune_plan(**change), "alice")
+    assert plan_digest(_prune_plan()) == plan_digest(_prune_plan())
+
+
+@pytest.mark.parametrize("request_id", ["a-000000000000", "a-x", "'; DROP TABLE x; --", ""])
+def test_unknown_requests(second: SecondPerson, request_id: str) -> None:
+    with pytest.raises(ApprovalUnknownError):
+        second.get(request_id)
