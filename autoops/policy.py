@@ -387,9 +387,14 @@ def _halt_rule(request: Request) -> RuleResult:
         "once it is safe")
 
 
-def _break_glass(request: Request) -> GrantFacts | None:
-    grant = request.grant
-    return grant if grant is not None and grant.break_glass else None
+def _unless_break_glass(rule: str, request: Request, what: str, satisfy: str) -> RuleResult:
+    """Deny with ``what``, unless the request carries a break-glass grant (named in the reason)."""
+    glass = request.grant
+    if glass is not None and glass.break_glass:
+        return RuleResult(rule, Outcome.ALLOWED,
+                          f"{what}; overridden by break-glass grant {glass.grant_id}: "
+                          f"{glass.reason}", via=f"break-glass:{glass.grant_id}")
+    return RuleResult(rule, Outcome.DENIED, what, satisfy)
 
 
 def _freeze_rule(env: EnvPolicy, request: Request) -> RuleResult:
@@ -399,13 +404,8 @@ def _freeze_rule(env: EnvPolicy, request: Request) -> RuleResult:
                           f"no freeze in {env.name} covers {request.risk.name} now")
     what = (f"{env.name} is frozen until {freeze.end.isoformat()} for classes above "
             f"{freeze.above.name}: {freeze.reason}")
-    glass = _break_glass(request)
-    if glass is not None:
-        return RuleResult("freeze", Outcome.ALLOWED,
-                          f"{what}; overridden by break-glass grant {glass.grant_id}: "
-                          f"{glass.reason}", via=f"break-glass:{glass.grant_id}")
-    return RuleResult("freeze", Outcome.DENIED, what,
-                      f"wait until {freeze.end.isoformat()}, or a --break-glass grant")
+    return _unless_break_glass("freeze", request, what,
+                               f"wait until {freeze.end.isoformat()}, or a --break-glass grant")
 
 
 def _window_rule(env: EnvPolicy, request: Request) -> RuleResult:
@@ -421,14 +421,9 @@ def _window_rule(env: EnvPolicy, request: Request) -> RuleResult:
     above = schedule.above.name if schedule.above else "-"
     what = (f"outside {env.name}'s change windows for classes above {above}; next opening "
             f"{windows.describe_opening(schedule, opening)}")
-    glass = _break_glass(request)
-    if glass is not None:
-        return RuleResult("window", Outcome.ALLOWED,
-                          f"{what}; overridden by break-glass grant {glass.grant_id}: "
-                          f"{glass.reason}", via=f"break-glass:{glass.grant_id}")
-    return RuleResult("window", Outcome.DENIED, what,
-                      f"run it from {windows.describe_opening(schedule, opening)}, or with a "
-                      "--break-glass grant")
+    return _unless_break_glass("window", request, what,
+                               f"run it from {windows.describe_opening(schedule, opening)}, or "
+                               "with a --break-glass grant")
 
 
 def _window_text(window: windows.Weekly, schedule: Schedule) -> str:
