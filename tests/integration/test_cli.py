@@ -61,7 +61,8 @@ def test_text_output_is_a_readable_summary(settings: Settings) -> None:
      "AUTOOPS-LIMIT-NO-HOSTS"),
     (["run", "test-echo", "--env", "local", "--check", "-p", "text=x", "-p", "dest=/tmp/x"], 2,
      "AUTOOPS-CHECK-UNSUPPORTED"),
-    (["run", "backup-prune", "--env", "production", "-p", "keep=2"], 3, "AUTOOPS-POLICY-DENIED"),
+    (["run", "backup-prune", "--env", "production", "-p", "keep=2"], 4,
+     "AUTOOPS-APPROVAL-REQUIRED"),  # DESTRUCTIVE in production: a second person
     (["run", "test-echo", "--env", "production", "-p", "text=x", "-p", "dest=/tmp/x"], 3,
      "AUTOOPS-POLICY-DENIED"),
     (["run", "deploy", "--env", "production", "-p", "app=app", "-p", "revision=v1"], 4,

@@ -93,11 +93,11 @@ def test_parameters_are_never_templated_or_run_by_a_shell(app: Autoops, tmp_path
 
 def test_denied_run_is_audited_and_runs_nothing(app: Autoops, settings: Settings) -> None:
     with pytest.raises(PolicyDeniedError) as err:
-        app.run(RunRequest("backup-prune", "production", {"keep": "2"}))
+        app.run(RunRequest("test-echo", "production", {"text": "x", "dest": "/tmp/x"}))
     run_id = err.value.details["run_id"]
     recs = records(settings, run_id)
     assert [r["type"] for r in recs] == ["run.requested", "run.decision", "run.finished"]
-    assert recs[1]["data"]["decision"]["rule"] == "risk-ceiling"
+    assert recs[1]["data"]["decision"]["rule"] == "action-env"
     assert recs[2]["data"]["status"] == "denied"
 
 
