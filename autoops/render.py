@@ -204,8 +204,8 @@ def audit_record(rec: Mapping[str, Any]) -> str:
     elif rec["type"] in {"run.finished", "run.interrupted"}:
         detail = f" {data.get('status') or data.get('reason')}"
     elif rec["type"].startswith(("grant.", "approval.", "halt.")):
-        detail = " " + " ".join(f"{k}={data[k]}" for k in (
-            "grant_id", "request_id", "scope", "use", "reason") if data.get(k) is not None)
+        keys = ("grant_id", "id", "key_id", "request_id", "scope", "use", "reason")
+        detail = " " + " ".join(f"{k}={data[k]}" for k in keys if data.get(k) is not None)
     elif rec["type"] == "run.requested":
         detail = f" hosts={len(data.get('plan', {}).get('hosts', []))} " \
                  f"params={json.dumps(data.get('plan', {}).get('params', {}))}"

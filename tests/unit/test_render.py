@@ -43,3 +43,17 @@ def test_audit_record_line() -> None:
                          "data": {"host": "h", "status": "ok", "task": "T"}})
     assert line.split() == ["7", "2026-11-22T08:00:00Z", "r", "task.result", "a@local", "x",
                             "h", "ok:", "T"]
+
+
+def test_guardrail_records_name_their_grant_request_or_scope() -> None:
+    base = {"seq": 1, "ts": "2026-11-22T08:00:00.000000Z", "run_id": "r", "actor": "a",
+            "env": "production", "action": "grant"}
+    created = audit_record({**base, "type": "grant.created",
+                            "data": {"id": "g-0123456789ab", "key_id": "ed25519:ab",
+                                     "reason": "CHG-1", "token": "never shown"}})
+    assert created.endswith("id=g-0123456789ab key_id=ed25519:ab reason=CHG-1")
+    used = audit_record({**base, "type": "grant.used",
+                         "data": {"grant_id": "g-0123456789ab", "use": 2}})
+    assert used.endswith("grant_id=g-0123456789ab use=2")
+    halted = audit_record({**base, "type": "halt.engaged", "data": {"scope": "*", "reason": "x"}})
+    assert halted.endswith("scope=* reason=x")
