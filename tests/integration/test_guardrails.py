@@ -370,16 +370,13 @@ def test_halt_stops_a_running_playbook_and_blocks_new_runs(settings: Settings) -
     wait_for(lambda: bool(sleepers(87)), what="the playbook's long task")
     seen = descendants(run.pid)
     assert sleepers(87) <= seen, "the task runs below the autoops process"
-    halted_at = time.monotonic()
     halt = run_cli(settings, "halt", "--env", "local", "--reason", "INC-7 bad deploy", "--json")
     _out, err = run.communicate(timeout=30)
-    stopped_in = time.monotonic() - halted_at
     assert halt.status == ExitStatus.OK, halt.err
     assert run.returncode == ExitStatus.HALTED, err
     assert "AUTOOPS-HALTED" in err
-    assert stopped_in < 10  # the halt command itself waits for it; reported, not a threshold
     doc = json.loads(halt.out)
-    assert doc["runs_still_running"] == []
+    assert doc["runs_still_running"] == []  # halt waits for them (bench/halt.py measures it)
     assert len(doc["runs_stopped"]) == 1
     survivors = {pid for pid in seen if Path(f"/proc/{pid}").exists()
                  and (Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z")}
