@@ -259,8 +259,9 @@ def cmd_plan(app: Autoops, args: argparse.Namespace, output: Output, stdin: Text
     if args.check:
         return cmd_run(app, args, output, stdin)
     the_plan, decision = app.plan(_request(args))
-    output.text(render.plan_text(the_plan.to_dict(), decision.to_dict()))
-    output.document({"plan": the_plan.to_dict(), "decision": decision.to_dict()})
+    lock = app.lock_view(the_plan)
+    output.text(render.plan_text(the_plan.to_dict(), decision.to_dict(), lock))
+    output.document({"plan": the_plan.to_dict(), "decision": decision.to_dict(), "lock": lock})
     return {Outcome.ALLOWED: ExitStatus.OK, Outcome.DENIED: ExitStatus.DENIED,
             Outcome.APPROVAL_REQUIRED: ExitStatus.APPROVAL_REQUIRED}[decision.outcome]
 

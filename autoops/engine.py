@@ -180,6 +180,13 @@ class Autoops:
         the_plan = self._build(request)
         return the_plan, self.decide(the_plan, actor, self._authority(request, the_plan, actor))
 
+    def lock_view(self, the_plan: Plan) -> dict[str, Any]:
+        """Whether running ``the_plan`` takes a host lock, and which live runs hold its hosts now."""
+        needed = needs_lock(the_plan.resolved.action.risk, the_plan.check_mode)
+        held = self.locks.holders(the_plan.env, the_plan.hosts) if needed else []
+        return {"needed": needed, "held_by": [{**holder.to_dict(), "hosts": hosts}
+                                              for holder, hosts in held]}
+
     def _build(self, request: RunRequest) -> Plan:
         resolved = self.catalog.resolve(request.action, request.params, request.env)
         the_plan = build_plan(resolved, request.env, self.settings.project_dir,

@@ -57,5 +57,14 @@ class Locks:
                     details={"holders": [h.to_dict() for h in live]})
             self.sleep(min(_POLL, remaining))
 
+    def holders(self, env: str, hosts: Sequence[str]) -> list[tuple[LockHolder, list[str]]]:
+        """Live runs holding locks on any of ``hosts`` in ``env``, with the hosts each holds."""
+        wanted = set(hosts)
+        held: dict[str, tuple[LockHolder, list[str]]] = {}
+        for lock_env, host, holder in self.db.locks():
+            if lock_env == env and host in wanted and self.alive(holder.pid, holder.pid_start):
+                held.setdefault(holder.run_id, (holder, []))[1].append(host)
+        return list(held.values())
+
     def release(self, run_id: str) -> None:
         self.db.unlock(run_id)

@@ -65,7 +65,8 @@ def _rule_value(value: Any) -> str:
     return str(value)
 
 
-def plan_text(plan: Mapping[str, Any], decision: Mapping[str, Any]) -> str:
+def plan_text(plan: Mapping[str, Any], decision: Mapping[str, Any],
+              lock: Mapping[str, Any] | None = None) -> str:
     params = ", ".join(f"{k}={json.dumps(v)}" for k, v in plan["params"].items()) or "none"
     hosts = plan["hosts"]
     shown = ", ".join(hosts[:20]) + (f" … (+{len(hosts) - 20})" if len(hosts) > 20 else "")
@@ -83,7 +84,18 @@ def plan_text(plan: Mapping[str, Any], decision: Mapping[str, Any]) -> str:
         lines.append(f"  - {rule['rule']}: {rule['outcome']} — {rule['reason']}")
         if rule["outcome"] != "allowed" and rule.get("satisfy"):
             lines.append(f"      to satisfy: {rule['satisfy']}")
+    if lock is not None:
+        lines.append(_lock_line(lock, len(hosts)))
     return "\n".join(lines)
+
+
+def _lock_line(lock: Mapping[str, Any], hosts: int) -> str:
+    if not lock["needed"]:
+        return "lock:     none (read-only runs do not lock hosts)"
+    held = "; ".join(f"run {h['run_id']} of {h['actor']} holds {len(h['hosts'])} of them "
+                     f"since {h['acquired']}" for h in lock["held_by"])
+    return (f"lock:     takes {hosts} host(s); "
+            + (f"BUSY: {held} (use --wait SECONDS)" if held else "all free now"))
 
 
 def result_line(result: Mapping[str, Any]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -48,6 +49,17 @@ def test_a_second_changing_run_on_the_same_hosts_is_refused(
     assert finished[-1]["data"]["error"]["code"] == "AUTOOPS-LOCKED"
     assert not [r for r in records(settings) if r["type"] == "run.started"
                 and r["run_id"] != holder.run_id], "the refused run executed nothing"
+
+
+def test_plan_shows_who_holds_the_hosts(settings: Settings,
+                                       holding: subprocess.Popen[str]) -> None:
+    holder = StateDB(settings.db_path).locks()[0][2]
+    busy = run_script(settings, "plan", "test-hold", "--env", "local", "-p", "seconds=1")
+    assert f"BUSY: run {holder.run_id} of alice holds 1 of them" in busy.stdout
+    doc = json.loads(run_script(settings, "plan", "test-hold", "--env", "local", "--json").stdout)
+    assert [h["run_id"] for h in doc["lock"]["held_by"]] == [holder.run_id]
+    safe = run_script(settings, "plan", "test-sleep", "--env", "local")
+    assert "lock:     none" in safe.stdout
 
 
 def test_read_only_runs_are_not_blocked(settings: Settings,

@@ -102,3 +102,13 @@ def test_waiting_succeeds_once_the_holder_finishes(db: StateDB) -> None:
     locks.acquire("staging", ["web1"], holder("a"))
     locks.acquire("staging", ["web1"], holder("b"), wait=30)
     assert len(clock.slept) == 1
+
+
+def test_holders_are_the_live_runs_on_the_asked_hosts(locks: Locks, dead: set[int]) -> None:
+    locks.acquire("staging", ["web1", "web2"], holder("a", pid=1))
+    locks.acquire("staging", ["db1"], holder("b", pid=2))
+    locks.acquire("production", ["web1"], holder("c", pid=3))
+    found = {h.run_id: hosts for h, hosts in locks.holders("staging", ["web2", "web1", "db9"])}
+    assert found == {"a": ["web1", "web2"]}
+    dead.add(1)
+    assert locks.holders("staging", ["web1"]) == []
