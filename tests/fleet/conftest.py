@@ -36,10 +36,10 @@ class Lab:
     settings: Settings
     paths: manager.LabPaths
 
-    def docker(self, *args: str) -> str:
+    def docker(self, *args: str, check: bool = True) -> str:
         record = manager.load_record(self.paths)
         assert record is not None
-        return manager.engine_of(record).docker(*args).stdout
+        return manager.engine_of(record).docker(*args, check=check).stdout
 
     def on_host(self, host: str, *argv: str) -> str:
         return self.docker("exec", f"autoops-lab-{host}", *argv)
