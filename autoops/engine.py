@@ -15,11 +15,11 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from autoops import approvals, grants, policy
+from autoops import approvals, grants, lifetimes, policy
 from autoops.audit import AuditLog, Query
 from autoops.catalog import Catalog
 from autoops.errors import (
@@ -29,6 +29,7 @@ from autoops.errors import (
     ConfirmationMismatchError,
     EnvUnknownError,
     FrozenError,
+    GrantMalformedError,
     HaltedError,
     HostsUnreachableError,
     InterruptedRunError,
@@ -602,7 +603,7 @@ class Autoops:
         grant, token = self.grants.create(
             env=env, actions=names, max_risk=risk, hosts=hosts,
             params=grants.parse_param_constraints(params),
-            expires_in=grants.parse_duration(expires_in), uses=uses, break_glass=break_glass,
+            expires_in=_duration(expires_in), uses=uses, break_glass=break_glass,
             reason=_reason(reason), issuer=self._actor(actor))
         doc = grant.to_dict()
         self._record_admin("grant.created", env, doc, action="grant", actor=grant.issuer)
@@ -686,6 +687,13 @@ def _reason(text: str) -> str:
     if not flat or len(flat) > 500:
         raise BadInputError("--reason must say why, in one line of at most 500 characters")
     return flat
+
+
+def _duration(text: str) -> timedelta:
+    try:
+        return lifetimes.parse_duration(text)
+    except ValueError as exc:
+        raise GrantMalformedError(f"--expires-in: {exc}") from None
 
 
 def _denial(rule: policy.RuleResult) -> AutoopsError:

@@ -12,7 +12,6 @@ import base64
 import binascii
 import fnmatch
 import hashlib
-import itertools
 import json
 import re
 import secrets
@@ -33,6 +32,7 @@ from autoops.errors import (
     GrantScopeError,
     GrantTtlError,
 )
+from autoops.lifetimes import format_duration
 from autoops.risk import Risk
 
 TOKEN_PREFIX = "aog1"  # noqa: S105 - a format tag, not a secret
@@ -42,16 +42,9 @@ CLOCK_SKEW = timedelta(minutes=5)
 PARAM_NAME = r"^[a-z][a-z0-9_]{0,63}$"
 _GLOB = re.compile(r"^[A-Za-z0-9_.*?\[\]-]+$")
 _TIME = "%Y-%m-%dT%H:%M:%SZ"
-_UNITS = {"w": timedelta(weeks=1), "d": timedelta(days=1), "h": timedelta(hours=1),
-          "m": timedelta(minutes=1), "s": timedelta(seconds=1)}
 _FIELDS = {"v", "id", "env", "actions", "max_risk", "hosts", "params", "issued", "expires",
            "uses", "break_glass", "reason", "issuer", "key_id"}
 
-DEFAULT_TTL_CEILINGS: Mapping[Risk, timedelta] = {
-    Risk.SAFE: timedelta(days=30), Risk.LOW: timedelta(days=7), Risk.MEDIUM: timedelta(hours=24),
-    Risk.HIGH: timedelta(hours=8), Risk.CRITICAL: timedelta(hours=4),
-    Risk.DESTRUCTIVE: timedelta(hours=2)}
-BREAK_GLASS_CEILING = timedelta(hours=2)
 
 
 @dataclass(frozen=True)
@@ -357,49 +350,6 @@ def parse_param_constraints(items: Sequence[str]) -> dict[str, tuple[str, ...]]:
         bucket = found.setdefault(key.strip(), [])
         bucket.extend(v for v in parts if v not in bucket)
     return {k: tuple(v) for k, v in found.items()}
-
-
-def parse_duration(text: str) -> timedelta:
-    """``90s``, ``30m``, ``2h``, ``7d``, ``1w``, ``1h30m``; always positive."""
-    parts = re.findall(r"([0-9]{1,6})([wdhms])", text.strip()) if isinstance(text, str) else []
-    if not parts or "".join(n + u for n, u in parts) != text.strip():
-        raise GrantMalformedError(f"{text!r} is not a duration like 30m, 2h, 1h30m or 7d")
-    total = sum((int(n) * _UNITS[u] for n, u in parts), timedelta())
-    if total <= timedelta(0):
-        raise GrantMalformedError(f"{text!r}: a duration must be positive")
-    return total
-
-
-def format_duration(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    if seconds <= 0:
-        return "0s"
-    out = []
-    for unit in ("d", "h", "m", "s"):
-        size = int(_UNITS[unit].total_seconds())
-        count, seconds = divmod(seconds, size)
-        if count:
-            out.append(f"{count}{unit}")
-    return "".join(out)
-
-
-def check_ceilings(ceilings: Mapping[Risk, timedelta]) -> None:
-    """A higher class may never keep a grant alive longer than a lower one."""
-    ordered = sorted(ceilings.items())
-    for (low, low_ttl), (high, high_ttl) in itertools.pairwise(ordered):
-        if high_ttl > low_ttl:
-            raise ValueError(f"{high.name} ({format_duration(high_ttl)}) may not exceed "
-                             f"{low.name} ({format_duration(low_ttl)})")
-
-
-def ttl_ceiling(max_risk: Risk, break_glass: bool,
-                ceilings: Mapping[Risk, timedelta] = DEFAULT_TTL_CEILINGS,
-                break_glass_ceiling: timedelta = BREAK_GLASS_CEILING) -> timedelta:
-    """The longest a grant up to ``max_risk`` may live; break-glass never over 2 hours."""
-    ceiling = ceilings.get(max_risk, DEFAULT_TTL_CEILINGS[max_risk])
-    if break_glass:
-        return min(ceiling, break_glass_ceiling, BREAK_GLASS_CEILING)
-    return ceiling
 
 
 def host_globs(hosts: str | None) -> tuple[str, ...]:

@@ -13,9 +13,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from autoops import grants, windows, yamlfile
+from autoops import lifetimes, windows, yamlfile
 from autoops.catalog import ENV_NAME
-from autoops.errors import GrantError, PolicyInvalidError
+from autoops.errors import PolicyInvalidError
 from autoops.risk import NAMES as RISK_NAMES
 from autoops.risk import Risk
 from autoops.windows import Schedule
@@ -88,9 +88,9 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "approval_expires_in": "4h",
     "windows": None,
     "freezes": [],
-    "grants": {"max_expires_in": {risk.name: grants.format_duration(ttl)
-                                  for risk, ttl in grants.DEFAULT_TTL_CEILINGS.items()},
-               "break_glass_max_expires_in": grants.format_duration(grants.BREAK_GLASS_CEILING)},
+    "grants": {"max_expires_in": {risk.name: lifetimes.format_duration(ttl)
+                                  for risk, ttl in lifetimes.DEFAULT_TTL_CEILINGS.items()},
+               "break_glass_max_expires_in": lifetimes.format_duration(lifetimes.BREAK_GLASS_CEILING)},
 }
 PRODUCTION_TWO_PERSON = "CRITICAL"
 
@@ -107,12 +107,12 @@ class EnvPolicy:
     approval_ttl: timedelta = timedelta(hours=4)
     schedule: Schedule = field(default_factory=lambda: windows.parse_schedule(None, []))
     grant_ceilings: Mapping[Risk, timedelta] = field(
-        default_factory=lambda: dict(grants.DEFAULT_TTL_CEILINGS))
-    break_glass_ceiling: timedelta = grants.BREAK_GLASS_CEILING
+        default_factory=lambda: dict(lifetimes.DEFAULT_TTL_CEILINGS))
+    break_glass_ceiling: timedelta = lifetimes.BREAK_GLASS_CEILING
     origins: Mapping[str, str] = field(default_factory=dict)  # key -> built-in|defaults|env
 
     def grant_ceiling(self, max_risk: Risk, break_glass: bool) -> timedelta:
-        return grants.ttl_ceiling(max_risk, break_glass, self.grant_ceilings,
+        return lifetimes.ttl_ceiling(max_risk, break_glass, self.grant_ceilings,
                                   self.break_glass_ceiling)
 
     def to_dict(self) -> dict[str, Any]:
@@ -121,12 +121,12 @@ class EnvPolicy:
             "unattended_max_risk": self.unattended_max_risk.name,
             "confirm_max_risk": _name(self.confirm_max_risk),
             "two_person_min_risk": _name(self.two_person_min_risk),
-            "approval_expires_in": grants.format_duration(self.approval_ttl),
+            "approval_expires_in": lifetimes.format_duration(self.approval_ttl),
             "windows": self.schedule.to_dict(),
             "grants": {
-                "max_expires_in": {r.name: grants.format_duration(t)
+                "max_expires_in": {r.name: lifetimes.format_duration(t)
                                    for r, t in sorted(self.grant_ceilings.items())},
-                "break_glass_max_expires_in": grants.format_duration(self.break_glass_ceiling)},
+                "break_glass_max_expires_in": lifetimes.format_duration(self.break_glass_ceiling)},
             "origins": dict(self.origins),
         }
 
@@ -176,9 +176,9 @@ def _env_policy(doc: Mapping[str, Any], path: Path | None, name: str,
 
     def duration(key: str, text: str) -> timedelta:
         try:
-            return grants.parse_duration(text)
-        except GrantError as exc:
-            raise PolicyInvalidError(f"{where(key)}: {key}: {exc.message}") from None
+            return lifetimes.parse_duration(text)
+        except ValueError as exc:
+            raise PolicyInvalidError(f"{where(key)}: {key}: {exc}") from None
 
     for key in ("unattended_max_risk", "confirm_max_risk"):
         if key not in merged:
@@ -216,12 +216,12 @@ def _grant_ceilings(builtin: Mapping[str, Any], given: Mapping[str, Any],
     break_glass = duration("grants", given.get("break_glass_max_expires_in",
                                                builtin["break_glass_max_expires_in"]))
     try:
-        grants.check_ceilings(ceilings)
+        lifetimes.check_ceilings(ceilings)
     except ValueError as exc:
         raise PolicyInvalidError(f"{where('grants')}: grants.max_expires_in: {exc}") from None
-    if break_glass > grants.BREAK_GLASS_CEILING:
+    if break_glass > lifetimes.BREAK_GLASS_CEILING:
         raise PolicyInvalidError(f"{where('grants')}: break_glass_max_expires_in may not exceed "
-                                 f"{grants.format_duration(grants.BREAK_GLASS_CEILING)}")
+                                 f"{lifetimes.format_duration(lifetimes.BREAK_GLASS_CEILING)}")
     return ceilings, break_glass
 
 
@@ -470,6 +470,6 @@ def _two_person_rule(env: EnvPolicy, request: Request) -> RuleResult:
     return RuleResult(
         "two-person", Outcome.APPROVAL_REQUIRED,
         f"{request.risk.name} in {env.name} needs a second person (from "
-        f"{threshold.name} up); approvals expire after {grants.format_duration(env.approval_ttl)}",
+        f"{threshold.name} up); approvals expire after {lifetimes.format_duration(env.approval_ttl)}",
         "`autoops run` records a request; another actor runs `autoops approve ID`; then "
         "`autoops run … --approval ID`", SECOND_PERSON)
