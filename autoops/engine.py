@@ -15,7 +15,7 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -600,11 +600,16 @@ class Autoops:
             risk = Risk.parse(max_risk)
         except ValueError as exc:
             raise BadInputError(f"--max-risk: {exc}") from None
-        grant, token = self.grants.create(
-            env=env, actions=names, max_risk=risk, hosts=hosts,
-            params=grants.parse_param_constraints(params),
-            expires_in=_duration(expires_in), uses=uses, break_glass=break_glass,
-            reason=_reason(reason), issuer=self._actor(actor))
+        try:
+            grant, token = self.grants.create(
+                env=env, actions=names, max_risk=risk, hosts=hosts,
+                params=grants.parse_param_constraints(params),
+                expires_in=lifetimes.parse_duration(expires_in), uses=uses,
+                break_glass=break_glass, reason=_reason(reason), issuer=self._actor(actor))
+        except (GrantMalformedError, ValueError) as exc:  # an option, not a token, is wrong
+            raise BadInputError(f"grant create: {exc}",
+                                remedy="`autoops grant create --help` shows each option's form.",
+                                ) from None
         doc = grant.to_dict()
         self._record_admin("grant.created", env, doc, action="grant", actor=grant.issuer)
         return {"grant": doc, "token": token}
@@ -687,13 +692,6 @@ def _reason(text: str) -> str:
     if not flat or len(flat) > 500:
         raise BadInputError("--reason must say why, in one line of at most 500 characters")
     return flat
-
-
-def _duration(text: str) -> timedelta:
-    try:
-        return lifetimes.parse_duration(text)
-    except ValueError as exc:
-        raise GrantMalformedError(f"--expires-in: {exc}") from None
 
 
 def _denial(rule: policy.RuleResult) -> AutoopsError:

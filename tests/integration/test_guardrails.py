@@ -186,6 +186,20 @@ def test_an_expired_grant_is_refused(keyed: Settings) -> None:
     assert err.code == "AUTOOPS-GRANT-EXPIRED"
 
 
+@pytest.mark.parametrize(("option", "value"), [
+    ("--expires-in", "2x"), ("--param", "service"), ("--hosts", "all:!db"),
+    ("--max-risk", "EXTREME"), ("--reason", " "),
+])
+def test_bad_grant_options_are_bad_input_and_create_nothing(keyed: Settings, option: str,
+                                                           value: str) -> None:
+    args = {"--expires-in": "1h", "--max-risk": "LOW", "--reason": "x", option: value}
+    bad = run_cli(keyed, "grant", "create", "--env", "local", "--actions", "test-hold",
+                  *[part for pair in args.items() for part in pair])
+    assert bad.status == ExitStatus.BAD_INPUT, bad.err
+    assert "AUTOOPS-BAD-INPUT" in bad.err
+    assert json.loads(run_cli(keyed, "grant", "list", "--json").out)["grants"] == []
+
+
 def test_grant_lifetime_ceiling_shrinks_with_risk(keyed: Settings) -> None:
     too_long = run_cli(keyed, "grant", "create", "--env", "local", "--actions", "backup-prune",
                        "--max-risk", "DESTRUCTIVE", "--expires-in", "3h", "--reason", "x")
