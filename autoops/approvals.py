@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -70,22 +70,35 @@ def satisfy(plan: Plan, decision: Decision, confirm: Confirm | None) -> Approval
     return Approval(True, via + TYPED_CONFIRMATION, f"operator typed {plan.env!r}")
 
 
+# What a second person approves: any change to one of these invalidates the approval.
+APPROVED = ("action", "params", "env", "hosts", "limit", "check_mode", "content_digest",
+            "revision")
+
+
+def _approved(plan_doc: Mapping[str, Any]) -> dict[str, Any]:
+    doc = {key: plan_doc.get(key) for key in APPROVED}
+    doc["hosts"] = sorted(doc["hosts"] or [])
+    return doc
+
+
 def plan_digest(plan: Plan) -> str:
-    """What a second person approves: action, params, env, hosts and content revision."""
-    doc = {"action": plan.action_name, "params": dict(plan.resolved.params), "env": plan.env,
-           "hosts": sorted(plan.hosts), "limit": plan.limit, "check_mode": plan.check_mode,
-           "content_digest": plan.content_digest, "revision": plan.revision}
-    body = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str).encode()
+    """A digest of the plan's approved facts (see APPROVED)."""
+    body = json.dumps(_approved(plan.to_dict()), sort_keys=True, separators=(",", ":"),
+                      default=str).encode()
     return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
 def request_to_dict(row: ApprovalRow, now: datetime) -> dict[str, Any]:
-    expired = now >= datetime.fromisoformat(row.expires)
-    state = "expired" if expired and row.state != "rejected" and not row.used_by else row.state
+    if row.used_by:
+        state = "used"
+    elif row.state != "rejected" and now >= datetime.fromisoformat(row.expires):
+        state = "expired"
+    else:
+        state = row.state
     return {"id": row.request_id, "env": row.env, "action": row.action,
             "requester": row.requester, "plan_digest": row.plan_digest,
             "plan": json.loads(row.plan), "created": row.created, "expires": row.expires,
-            "state": "used" if row.used_by else state, "decided_by": row.decided_by,
+            "state": state, "decided_by": row.decided_by,
             "decided": row.decided, "reason": row.reason, "used_by": row.used_by}
 
 
@@ -159,8 +172,7 @@ class SecondPerson:
             raise ApprovalExpiredError(f"{row.request_id} expired at {row.expires}")
 
 
-def _plan_changes(before: dict[str, Any], after: dict[str, Any]) -> str:
-    keys = ("action", "env", "params", "hosts", "limit", "check_mode", "content_digest",
-            "revision")
-    changed = [k for k in keys if before.get(k) != after.get(k)]
+def _plan_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
+    old, new = _approved(before), _approved(after)
+    changed = [key for key in APPROVED if old[key] != new[key]]
     return "changed: " + ", ".join(changed) if changed else "changed"

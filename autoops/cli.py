@@ -20,7 +20,7 @@ from autoops import __version__, render
 from autoops.audit import RECORD_TYPES, Query, parse_since
 from autoops.catalog import parse_assignments
 from autoops.engine import Autoops, RunRequest
-from autoops.errors import AutoopsError, BadInputError, EnvUnknownError, SecretsCheckFailedError
+from autoops.errors import AutoopsError, BadInputError, SecretsCheckFailedError
 from autoops.plan import Plan
 from autoops.policy import Decision, Outcome
 from autoops.settings import Settings
@@ -467,10 +467,7 @@ def cmd_halt(app: Autoops, args: argparse.Namespace, output: Output, _in: TextIO
         output.text(render.halt_text(doc))
     else:
         doc = app.resume(args.env, args.reason, args.actor)
-        output.text(f"lifted the halt of {doc['lifted']['scope']} "
-                    f"(engaged by {doc['lifted']['actor']}: {doc['lifted']['reason']})"
-                    + "".join(f"\nstill in force: {h['scope']} by {h['actor']}: {h['reason']}"
-                              for h in doc["still_in_force"]))
+        output.text(render.resume_text(doc))
     output.document(doc)
     return ExitStatus.OK
 
@@ -484,13 +481,9 @@ def cmd_status(app: Autoops, _args: argparse.Namespace, output: Output,
 
 
 def cmd_policy(app: Autoops, args: argparse.Namespace, output: Output, _in: TextIO) -> ExitStatus:
-    envs = app.policy.to_dict()
-    if args.env is not None:
-        if args.env not in envs:
-            raise EnvUnknownError(f"unknown environment {args.env!r}")
-        envs = {args.env: envs[args.env]}
-    output.text(render.policy_text(envs))
-    output.document({"path": str(app.settings.policy_path), "environments": envs})
+    doc = app.effective_policy(args.env)
+    output.text(render.policy_text(doc["environments"]))
+    output.document(doc)
     return ExitStatus.OK
 
 

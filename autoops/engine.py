@@ -166,7 +166,11 @@ class Autoops:
     # -- planning ---------------------------------------------------------------------
 
     def actor_of(self, request: RunRequest) -> str:
-        actor = request.actor or self.settings.os_user
+        return self._actor(request.actor)
+
+    def _actor(self, given: str | None) -> str:
+        """The acting name (default: the OS user), checked: it goes into the audit log."""
+        actor = given or self.settings.os_user
         if not re.fullmatch(ACTOR_PATTERN, actor):
             raise BadInputError(f"--actor {actor!r} is not a valid actor name",
                                 remedy="Use letters, digits and . _ @ + - (at most 64).")
@@ -258,8 +262,7 @@ class Autoops:
         record("run.requested", {
             "plan": the_plan.to_dict(), "os_user": self.settings.os_user,
             "controller": socket.gethostname(), "pid": os.getpid(),
-            "grant": request.grant if request.grant and len(request.grant) < 20 else
-            ("token" if request.grant else None), "approval": request.approval})
+            "grant": _presented_grant(request.grant), "approval": request.approval})
         loaded = self._load_secrets(run_id, the_plan.env, record)
         authority, decision = self._checked(run_id, request, the_plan, actor, record)
         if decision.outcome is Outcome.APPROVAL_REQUIRED and \
@@ -531,16 +534,15 @@ class Autoops:
         if engaged:
             self._record_admin("halt.engaged", scope, {"scope": scope, "reason": row.reason},
                                action="halt", actor=who)
-        in_scope = [r.run_id for r in self.db.running() if scope in {"*", r.env}]
+        in_scope = {r.run_id for r in self.db.running() if scope in {"*", r.env}}
+        left = in_scope
         deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            self.recover_interrupted()
-            if not {r.run_id for r in self.db.running()} & set(in_scope):
-                break
+        while left and time.monotonic() < deadline:
             sleep(0.1)
-        left = sorted({r.run_id for r in self.db.running()} & set(in_scope))
-        return {"halt": asdict(row), "engaged": engaged, "runs_stopped": sorted(
-            set(in_scope) - set(left)), "runs_still_running": left}
+            self.recover_interrupted()
+            left = {r.run_id for r in self.db.running()} & in_scope
+        return {"halt": asdict(row), "engaged": engaged, "runs_stopped": sorted(in_scope - left),
+                "runs_still_running": sorted(left)}
 
     def resume(self, env: str | None, reason: str, actor: str | None = None) -> dict[str, Any]:
         who = self._actor(actor)
@@ -558,17 +560,21 @@ class Autoops:
     def status(self) -> dict[str, Any]:
         """Halts, runs in progress, host locks and pending approvals."""
         self.recover_interrupted()
-        now = self.clock()
         return {
             "halts": [asdict(h) for h in self.halts.active()],
             "runs": [{"run_id": r.run_id, "env": r.env, "action": r.action, "actor": r.actor,
                       "pid": r.pid, "started": r.started} for r in self.db.running()],
             "locks": [{"env": env, "host": host, **holder.to_dict()}
                       for env, host, holder in self.db.locks()],
-            "approvals_pending": [approvals.request_to_dict(r, now)["id"]
-                                  for r in self.db.approval_requests()
-                                  if approvals.request_to_dict(r, now)["state"] == "pending"],
+            "approvals_pending": [d["id"] for d in self.approval_list(pending_only=True)],
         }
+
+    def effective_policy(self, env: str | None = None) -> dict[str, Any]:
+        """The policy as it applies (built-in defaults < `defaults:` < each environment)."""
+        envs = self.policy.to_dict()
+        if env is not None:
+            envs = {self._scope(env): envs[env]}
+        return {"path": str(self.settings.policy_path), "environments": envs}
 
     def _scope(self, env: str | None) -> str:
         if env is None:
@@ -576,9 +582,6 @@ class Autoops:
         if env not in self.policy.environments:
             raise EnvUnknownError(f"unknown environment {env!r}")
         return env
-
-    def _actor(self, actor: str | None) -> str:
-        return self.actor_of(RunRequest(action="-", env="-", actor=actor))
 
     # -- grants -----------------------------------------------------------------------
 
@@ -686,6 +689,13 @@ def _refusal(decision: Decision, approval: approvals.Approval,
         f"{approval.detail}; nothing ran")
 
 
+def _presented_grant(text: str | None) -> str | None:
+    """How run.requested names a presented grant: its id, or "token" (a bearer credential)."""
+    if text is None:
+        return None
+    return text.strip() if re.fullmatch(grants.GRANT_ID, text.strip()) else "token"
+
+
 def _reason(text: str) -> str:
     """A reason for the audit log: one line, not empty, at most 500 characters."""
     flat = " ".join(text.split())
@@ -703,9 +713,7 @@ def _denial(rule: policy.RuleResult) -> AutoopsError:
 
 
 def _halted(halt: HaltFacts, what: str) -> HaltedError:
-    scope = "every environment" if halt.scope == "*" else halt.scope
-    return HaltedError(f"{what}: emergency stop of {scope} by {halt.actor} since {halt.since}: "
-                       f"{halt.reason}", details={"halt": asdict(halt)})
+    return HaltedError(f"{what}: {halt.describe()}", details={"halt": asdict(halt)})
 
 
 @dataclass(frozen=True)

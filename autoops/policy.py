@@ -264,6 +264,10 @@ class HaltFacts:
     actor: str
     since: str
 
+    def describe(self) -> str:
+        scope = "every environment" if self.scope == "*" else self.scope
+        return f"emergency stop of {scope} by {self.actor} since {self.since}: {self.reason}"
+
 
 @dataclass(frozen=True)
 class GrantFacts:
@@ -379,10 +383,8 @@ def _halt_rule(request: Request) -> RuleResult:
     halt = request.halt
     if halt is None:
         return RuleResult("halt", Outcome.ALLOWED, "no emergency stop is in force")
-    scope = "every environment" if halt.scope == "*" else halt.scope
     return RuleResult(
-        "halt", Outcome.DENIED,
-        f"emergency stop of {scope} by {halt.actor} since {halt.since}: {halt.reason}",
+        "halt", Outcome.DENIED, halt.describe(),
         f"`autoops resume{'' if halt.scope == '*' else ' --env ' + halt.scope} --reason …` "
         "once it is safe")
 

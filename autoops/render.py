@@ -314,6 +314,13 @@ def halt_text(doc: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def resume_text(doc: Mapping[str, Any]) -> str:
+    lifted = doc["lifted"]
+    return (f"lifted the halt of {lifted['scope']} (engaged by {lifted['actor']}: "
+            f"{lifted['reason']})" + "".join(f"\nstill in force: {h['scope']} by {h['actor']}: "
+                                             f"{h['reason']}" for h in doc["still_in_force"]))
+
+
 def status_text(doc: Mapping[str, Any]) -> str:
     lines = []
     for halt in doc["halts"]:
