@@ -65,9 +65,13 @@ def _rule_value(value: Any) -> str:
     return str(value)
 
 
+def _params(params: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={json.dumps(v)}" for k, v in params.items()) or "none"
+
+
 def plan_text(plan: Mapping[str, Any], decision: Mapping[str, Any],
               lock: Mapping[str, Any] | None = None) -> str:
-    params = ", ".join(f"{k}={json.dumps(v)}" for k, v in plan["params"].items()) or "none"
+    params = _params(plan["params"])
     hosts = plan["hosts"]
     shown = ", ".join(hosts[:20]) + (f" … (+{len(hosts) - 20})" if len(hosts) > 20 else "")
     lines = [
@@ -291,7 +295,7 @@ def approval_table(requests: Sequence[Mapping[str, Any]]) -> str:
 
 def approval_text(request: Mapping[str, Any]) -> str:
     plan = request["plan"]
-    params = ", ".join(f"{k}={json.dumps(v)}" for k, v in plan["params"].items()) or "none"
+    params = _params(plan["params"])
     head = f"{request['id']}: {request['state'].upper()} by {request['decided_by']}"
     if request.get("reason"):
         head += f": {request['reason']}"

@@ -116,10 +116,10 @@ def test_non_canonical_base64_is_refused() -> None:
     token = grants.sign(make(), PRIVATE)
     prefix, payload, signature = token.split(".")
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"  # pragma: allowlist secret
-    if len(signature) % 4:  # 64 bytes -> 86 characters with 4 unused trailing bits
-        last = alphabet[alphabet.index(signature[-1]) ^ 1]
-        with pytest.raises(GrantMalformedError, match="canonical"):
-            grants.parse_token(f"{prefix}.{payload}.{signature[:-1]}{last}")
+    assert len(signature) == 86  # 64 bytes: the last character carries 4 unused bits
+    last = alphabet[alphabet.index(signature[-1]) ^ 1]
+    with pytest.raises(GrantMalformedError, match="canonical"):
+        grants.parse_token(f"{prefix}.{payload}.{signature[:-1]}{last}")
 
 
 @pytest.mark.parametrize(("mutate", "needle"), [
