@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from autoops import identity
 from autoops.errors import (
     ApprovalDecidedError,
     ApprovalExpiredError,
@@ -130,7 +131,7 @@ class SecondPerson:
                reason: str | None = None) -> ApprovalRow:
         """Approve or reject as ``actor``, who must not be the requester."""
         row = self.get(request_id)
-        if actor == row.requester:
+        if identity.same(actor, row.requester):
             raise ApprovalSelfError(
                 f"{actor} requested {request_id} and cannot also "
                 f"{'approve' if approve else 'reject'} it")
@@ -154,7 +155,7 @@ class SecondPerson:
         if row.state != "approved":
             raise ApprovalPendingError(f"{request_id} is still waiting for a second person",
                                        details={"approval_request": request_id})
-        if actor == row.decided_by:
+        if identity.same(actor, row.decided_by):
             raise ApprovalSelfError(f"{actor} approved {request_id} and cannot also run it")
         digest = plan_digest(plan)
         if digest != row.plan_digest:
@@ -172,7 +173,12 @@ class SecondPerson:
             raise ApprovalExpiredError(f"{row.request_id} expired at {row.expires}")
 
 
-def _plan_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
+def plan_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    """Which approved facts (see APPROVED) differ between two plan documents."""
     old, new = _approved(before), _approved(after)
-    changed = [key for key in APPROVED if old[key] != new[key]]
+    return [key for key in APPROVED if old[key] != new[key]]
+
+
+def _plan_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
+    changed = plan_changes(before, after)
     return "changed: " + ", ".join(changed) if changed else "changed"

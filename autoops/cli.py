@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from autoops import __version__, render
@@ -23,7 +25,7 @@ from autoops.engine import Autoops, RunRequest
 from autoops.errors import AutoopsError, BadInputError, SecretsCheckFailedError
 from autoops.plan import Plan
 from autoops.policy import Decision, Outcome
-from autoops.settings import Settings
+from autoops.settings import SERVICE_CONFIG_PATH, Settings
 from autoops.status import ExitStatus
 
 
@@ -92,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_secrets_parser(sub, common)
     _add_guardrail_parsers(sub, common)
 
+    _add_service_parser(sub, common)
+
     lab = sub.add_parser("lab", parents=[common], help="disposable SSH hosts on this machine")
     lsub = lab.add_subparsers(dest="lab_command", required=True, parser_class=_Parser)
     lab_up = lsub.add_parser("up", parents=[common], help="start hosts, write inventories/lab")
@@ -121,6 +125,59 @@ def _add_secrets_parser(sub: Any, common: argparse.ArgumentParser) -> None:
                         help="re-key to this public key, or (no value) to a newly generated key")
     ssub.add_parser("check", parents=[common],
                     help="fail on unencrypted, cross-environment or plaintext secrets")
+
+
+def _add_service_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    svc = sub.add_parser("service", parents=[common],
+                         help="service mode: a service account reached through sudo (as root)")
+    ssub = svc.add_subparsers(dest="service_command", required=True, parser_class=_Parser)
+    config = _Parser(add_help=False)
+    config.add_argument("--config", type=Path, default=SERVICE_CONFIG_PATH,
+                        help=f"the root-owned service config (default {SERVICE_CONFIG_PATH})")
+    install = ssub.add_parser("install", parents=[common, config],
+                              help="create the account, launcher, sudoers entry and config")
+    install.add_argument("--project", type=Path, required=True,
+                         help="the operations repository (owned by root or the service user)")
+    install.add_argument("--user", default="autoops", help="the service account (default autoops)")
+    install.add_argument("--group", default="autoops-operators",
+                         help="the operators group allowed to call it (default autoops-operators)")
+    install.add_argument("--home", type=Path, default=Path("/var/lib/autoops"),
+                         help="the service account's home (default /var/lib/autoops)")
+    install.add_argument("--state-dir", type=Path, help="default HOME/state")
+    install.add_argument("--config-dir", type=Path, help="age and grant keys (default HOME/config)")
+    install.add_argument("--launcher", type=Path, default=Path("/usr/local/bin/autoops"),
+                         help="the command sudoers names (default /usr/local/bin/autoops)")
+    install.add_argument("--sudoers", type=Path, default=Path("/etc/sudoers.d/autoops"),
+                         help="the sudoers drop-in (default /etc/sudoers.d/autoops)")
+    install.add_argument("--python", type=Path, default=Path(sys.executable),
+                         help="an interpreter the service user can run (default: this one)")
+    install.add_argument("--witness", help="audit witness URL (udp://…, tcp://…, unix:///dev/log)")
+    ssub.add_parser("uninstall", parents=[common, config],
+                    help="remove launcher, sudoers entry and config (keeps account and state)")
+    ssub.add_parser("status", parents=[common, config], help="check an installation")
+
+
+def cmd_service(args: argparse.Namespace, output: Output) -> ExitStatus:
+    from autoops import service  # noqa: PLC0415 - only set-up needs it
+
+    sub = args.service_command
+    if sub == "install":
+        doc = service.install(service.InstallOptions(
+            project_dir=args.project.resolve(), python=args.python, user=args.user,
+            operators=args.group, home=args.home, state_dir=args.state_dir,
+            config_dir=args.config_dir, launcher=args.launcher, sudoers=args.sudoers,
+            config=args.config, witness=args.witness))
+        output.text("\n".join(f"{what}: {change}" for what, change in doc["changes"].items())
+                    + f"\nentry: {doc['entry']}\nfleet SSH public key: {doc['ssh_public_key']}")
+    elif sub == "uninstall":
+        doc = service.uninstall(args.config)
+        output.text("removed: " + (", ".join(doc["removed"]) or "nothing") +
+                    f"\nkept: {doc['kept']['user']}, {doc['kept']['state_dir']}")
+    else:
+        doc = service.status(args.config)
+        output.text("service: OK" if doc["ok"] else "service: " + "; ".join(doc["problems"]))
+    output.document(doc)
+    return ExitStatus.OK if sub != "status" or doc["ok"] else ExitStatus.INTERNAL_ERROR
 
 
 def _add_guardrail_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -169,9 +226,16 @@ def _add_guardrail_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     halt.add_argument("--env", help="one environment (default: all)")
     halt.add_argument("--wait", type=_seconds, default=10, metavar="SECONDS",
                       help="how long to wait for running runs to stop (default 10)")
+    halt.add_argument("--against", metavar="ACTOR",
+                      help="stop only this actor's runs (an agent, a cron job); it cannot lift it")
     resume = sub.add_parser("resume", parents=[common, actor, why], help="lift a halt")
     resume.add_argument("--env", help="the environment whose halt to lift (default: the global one)")
+    resume.add_argument("--against", metavar="ACTOR", help="lift the halt against this actor")
     sub.add_parser("status", parents=[common], help="halts, runs in progress, locks, approvals")
+    inv = sub.add_parser("inventory", parents=[common], help="the environments' inventories")
+    isub = inv.add_subparsers(dest="inventory_command", required=True, parser_class=_Parser)
+    isub.add_parser("check", parents=[common],
+                    help="fail if a host (by name, or address and port) is in two environments")
     pol = sub.add_parser("policy", parents=[common], help="the effective policy")
     psub = pol.add_subparsers(dest="policy_command", required=True, parser_class=_Parser)
     pshow = psub.add_parser("show", parents=[common], help="defaults merged with policy.yml")
@@ -191,8 +255,9 @@ class Output:
         self.json_mode, self.out, self.err = json_mode, out, err
 
     def text(self, text: str) -> None:
+        """Print rendered text; any control character left in it is shown, not obeyed."""
         if not self.json_mode:
-            self.out.write(text + "\n")
+            self.out.write(render.terminal_text(text) + "\n")
             self.out.flush()
 
     def document(self, doc: Any) -> None:
@@ -206,7 +271,13 @@ def program(argv: Sequence[str], out: TextIO, err: TextIO, stdin: TextIO,
     output = Output(json_mode, out, err)
     try:
         args = build_parser().parse_args(argv)
+        if args.command == "service":  # set-up as root, before any settings exist
+            return cmd_service(args, output)
         app = Autoops(settings or Settings.from_environ())
+        if app.settings.ignored_environ:
+            err.write("autoops: ignoring inherited " + ", ".join(app.settings.ignored_environ)
+                      + " (they could change what runs; autoops builds its own environment)\n")
+        app.refuse_in_service_mode(args.command, getattr(args, "secrets_command", None))
         return COMMANDS[args.command](app, args, output, stdin)
     except AutoopsError as exc:
         return report_error(exc, output)
@@ -219,7 +290,7 @@ def report_error(exc: AutoopsError, output: Output) -> ExitStatus:
     if output.json_mode:
         output.document({"error": exc.to_dict(), **exc.details})
     else:
-        output.err.write(render.error_text(exc) + "\n")
+        output.err.write(render.terminal_text(render.error_text(exc)) + "\n")
     return exc.status
 
 
@@ -266,8 +337,29 @@ def cmd_plan(app: Autoops, args: argparse.Namespace, output: Output, stdin: Text
             Outcome.APPROVAL_REQUIRED: ExitStatus.APPROVAL_REQUIRED}[decision.outcome]
 
 
+def human_at_terminal(stdin: TextIO, output: Output) -> bool:
+    """Whether a person could be typing, as far as autoops can tell.
+
+    The confirmation prompt needs a terminal on stdin and on stderr (where the prompt
+    goes), autoops in the terminal's foreground process group (not a background job),
+    and no machine interface (``--json``). A script holding a pty passes these checks:
+    the typed confirmation guards against mistakes, not against a hostile caller —
+    policy can require a second person instead (``typed_confirmation_max_risk``).
+    """
+    if output.json_mode or not stdin.isatty() or not output.err.isatty():
+        return False
+    try:
+        fd = stdin.fileno()
+    except (OSError, ValueError):  # a test's stand-in terminal
+        return True
+    try:
+        return os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:
+        return False
+
+
 def cmd_run(app: Autoops, args: argparse.Namespace, output: Output, stdin: TextIO) -> ExitStatus:
-    confirm = _terminal_confirm(output, stdin) if stdin.isatty() else None
+    confirm = _terminal_confirm(output, stdin) if human_at_terminal(stdin, output) else None
     with _cancel_on_signals() as (arm, cancelled):
         result = app.run(_request(args), confirm=confirm,
                          on_result=lambda r: output.text(render.result_line(r)),
@@ -275,16 +367,17 @@ def cmd_run(app: Autoops, args: argparse.Namespace, output: Output, stdin: TextI
     doc = result.to_dict()
     output.text(render.run_summary(doc))
     if result.error is not None and not output.json_mode:
-        output.err.write(render.error_text(result.error) + "\n")
+        output.err.write(render.terminal_text(render.error_text(result.error)) + "\n")
     output.document(doc)
     return result.status
 
 
 def _terminal_confirm(output: Output, stdin: TextIO) -> Callable[[Plan, Decision], str | None]:
     def confirm(plan: Plan, decision: Decision) -> str | None:
-        output.err.write(render.plan_text(plan.to_dict(), decision.to_dict()) + "\n\n")
-        output.err.write(f"This needs confirmation. Type the environment name ({plan.env}) "
-                         "to run it, anything else to cancel: ")
+        output.err.write(render.terminal_text(render.plan_text(plan.to_dict(), decision.to_dict()))
+                         + "\n\n")
+        output.err.write("This needs confirmation. Type the environment name "
+                         f"({render.visible(plan.env)}) to run it, anything else to cancel: ")
         output.err.flush()
         line = stdin.readline()
         return line.rstrip("\n") if line else None
@@ -327,9 +420,10 @@ def cmd_audit(app: Autoops, args: argparse.Namespace, output: Output, _in: TextI
         report = app.audit.verify()
         if report.ok:
             output.text(f"audit log OK: {report.records} records, chain intact "
-                        f"({app.settings.audit_path})")
+                        f"({render.visible(app.settings.audit_path)})")
         else:
-            output.err.write(f"audit log BROKEN at seq {report.first_bad_seq}: {report.problem}\n")
+            output.err.write(render.terminal_text(
+                f"audit log BROKEN at seq {report.first_bad_seq}: {render.visible(report.problem)}\n"))
         output.document(report.to_dict())
         return ExitStatus.OK if report.ok else ExitStatus.INTERNAL_ERROR
     if sub == "tail":
@@ -358,7 +452,7 @@ def cmd_lab(app: Autoops, args: argparse.Namespace, output: Output, _in: TextIO)
     paths = manager.LabPaths.of(app.settings)
     def progress(line: str) -> None:  # with --json, progress goes to stderr
         if output.json_mode:
-            output.err.write(line + "\n")
+            output.err.write(render.terminal_text(line) + "\n")
         else:
             output.text(line)
 
@@ -388,7 +482,7 @@ def cmd_secrets(app: Autoops, args: argparse.Namespace, output: Output,
         findings = secretscan.check(app.settings.project_dir)
         if findings:
             if not output.json_mode:
-                output.err.write("".join(f"{f}\n" for f in findings))
+                output.err.write("".join(f"{render.visible(f)}\n" for f in findings))
             raise SecretsCheckFailedError(
                 f"secrets check: {len(findings)} problem(s)",
                 details={"ok": False, "findings": [f.to_dict() for f in findings]})
@@ -401,14 +495,16 @@ def cmd_secrets(app: Autoops, args: argparse.Namespace, output: Output,
         output.text(render.secrets_init(doc))
     elif sub == "edit":
         doc = app.secrets_edit(args.env, args.file)
-        output.text(f"{doc['file']}: " + (
-            f"re-encrypted (added {', '.join(doc['added']) or 'nothing'}, removed "
-            f"{', '.join(doc['removed']) or 'nothing'})" if doc["changed"] else "unchanged"))
+        output.text(f"{render.visible(doc['file'])}: " + (
+            f"re-encrypted (added {', '.join(map(render.visible, doc['added'])) or 'nothing'}, "
+            f"removed {', '.join(map(render.visible, doc['removed'])) or 'nothing'})"
+            if doc["changed"] else "unchanged"))
     elif sub == "show":
         doc = {"env": args.env, "files": app.secrets.key_names(args.env)}
-        output.text("\n".join(f"{file}:\n" + "".join(f"  {n}\n" for n in names)
+        output.text("\n".join(f"{render.visible(file)}:\n"
+                              + "".join(f"  {render.visible(n)}\n" for n in names)
                               for file, names in doc["files"].items()).rstrip()
-                    or f"{args.env}: no SOPS files")
+                    or f"{render.visible(args.env)}: no SOPS files")
     else:
         recipient = args.new_recipient or None
         doc = app.secrets_rotate(args.env, recipient, new_key=args.new_recipient == "")
@@ -430,7 +526,7 @@ def cmd_grant(app: Autoops, args: argparse.Namespace, output: Output, _in: TextI
             expires_in=args.expires_in, uses=None if args.unlimited_uses else args.uses,
             break_glass=args.break_glass, reason=args.reason, actor=args.actor)
         output.text(render.grant_text(doc["grant"]) + f"\ntoken (pass it with --grant):\n"
-                    f"{doc['token']}")
+                    f"{render.visible(doc['token'])}")
     elif sub == "list":
         doc = {"grants": app.grants.listing(active_only=args.active)}
         output.text(render.grant_table(doc["grants"]))
@@ -439,7 +535,8 @@ def cmd_grant(app: Autoops, args: argparse.Namespace, output: Output, _in: TextI
         output.text(render.grant_text(doc))
     else:
         doc = app.grant_revoke(args.grant_id, args.reason, args.actor)
-        output.text(f"{doc['id']}: revoked by {doc['revoked_by']}: {doc['revoke_reason']}")
+        output.text(f"{render.visible(doc['id'])}: revoked by {render.visible(doc['revoked_by'])}: "
+                    f"{render.visible(doc['revoke_reason'])}")
     output.document(doc)
     return ExitStatus.OK
 
@@ -463,10 +560,10 @@ def cmd_approve(app: Autoops, args: argparse.Namespace, output: Output, _in: Tex
 
 def cmd_halt(app: Autoops, args: argparse.Namespace, output: Output, _in: TextIO) -> ExitStatus:
     if args.command == "halt":
-        doc = app.halt(args.env, args.reason, args.actor, wait=args.wait)
+        doc = app.halt(args.env, args.reason, args.actor, wait=args.wait, against=args.against)
         output.text(render.halt_text(doc))
     else:
-        doc = app.resume(args.env, args.reason, args.actor)
+        doc = app.resume(args.env, args.reason, args.actor, against=args.against)
         output.text(render.resume_text(doc))
     output.document(doc)
     return ExitStatus.OK
@@ -476,6 +573,16 @@ def cmd_status(app: Autoops, _args: argparse.Namespace, output: Output,
                _in: TextIO) -> ExitStatus:
     doc = app.status()
     output.text(render.status_text(doc))
+    output.document(doc)
+    return ExitStatus.OK
+
+
+def cmd_inventory(app: Autoops, _args: argparse.Namespace, output: Output,
+                  _in: TextIO) -> ExitStatus:
+    doc = app.inventory_check()
+    output.text("inventories: OK (" + ", ".join(
+        f"{env}: {len(hosts)} host(s)" for env, hosts in doc["environments"].items())
+        + "; no machine in two environments)")
     output.document(doc)
     return ExitStatus.OK
 
@@ -491,7 +598,7 @@ COMMANDS: dict[str, Callable[[Autoops, argparse.Namespace, Output, TextIO], Exit
     "list": cmd_list, "show": cmd_show, "plan": cmd_plan, "run": cmd_run, "audit": cmd_audit,
     "lab": cmd_lab, "secrets": cmd_secrets, "grant": cmd_grant, "approvals": cmd_approvals,
     "approve": cmd_approve, "reject": cmd_approve, "halt": cmd_halt, "resume": cmd_halt,
-    "status": cmd_status, "policy": cmd_policy,
+    "status": cmd_status, "policy": cmd_policy, "inventory": cmd_inventory,
 }
 
 

@@ -8,6 +8,7 @@ anything executes, and ends with ``run.finished`` (or ``run.interrupted``).
 from __future__ import annotations
 
 import os
+import pwd
 import re
 import secrets
 import shutil
@@ -17,13 +18,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from autoops import approvals, grants, lifetimes, policy
+from autoops import approvals, grants, identity, inventory, lifetimes, policy, runner
 from autoops.audit import AuditLog, Query
 from autoops.catalog import Catalog
 from autoops.errors import (
+    ApprovalPlanChangedError,
     ApprovalRequiredError,
+    ApproverNotAllowedError,
     AutoopsError,
     BadInputError,
     ConfirmationMismatchError,
@@ -36,25 +39,25 @@ from autoops.errors import (
     PlaybookFailedError,
     PolicyDeniedError,
     SecretsError,
+    ServiceRefusedError,
     WindowClosedError,
 )
 from autoops.grants import Grant
 from autoops.grantstore import GrantStore
 from autoops.halts import Halts
+from autoops.identity import Principal
 from autoops.locks import Locks, needs_lock
-from autoops.plan import Plan
+from autoops.plan import Content, Plan, fleet_map
 from autoops.plan import build as build_plan
 from autoops.policy import Decision, HaltFacts, Outcome, Policy
-from autoops.procs import is_alive, process_start_time
+from autoops.procs import is_alive, kill_recorded, marked, process_start_time, still_alive
 from autoops.redact import Redactor
 from autoops.risk import Risk
+from autoops.runner import HostResult, RunOutcome
 from autoops.secrets import EnvSecrets, Secrets
 from autoops.settings import Settings
 from autoops.state import LockHolder, RunRow, StateDB
 from autoops.status import ExitStatus
-
-if TYPE_CHECKING:  # runner imports ansible_runner: only a run that executes loads it
-    from autoops.runner import HostResult, RunOutcome
 
 ACTOR_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$"
 ResultCallback = Callable[[dict[str, Any]], None]
@@ -136,12 +139,20 @@ class Autoops:
         return Policy.load(self.settings.policy_path)
 
     @cached_property
+    def content(self) -> Content:
+        """The project's content; in service mode only root and the service may own it."""
+        owners = None
+        if self.settings.service is not None:
+            owners = frozenset({0, *_uids(self.settings.service.user)})
+        return Content(self.settings.project_dir, self.settings.child_environ(), owners)
+
+    @cached_property
     def db(self) -> StateDB:
         return StateDB(self.settings.db_path)
 
     @cached_property
     def locks(self) -> Locks:
-        return Locks(self.db)
+        return Locks(self.db, alive=self._holder_alive)
 
     @cached_property
     def halts(self) -> Halts:
@@ -169,12 +180,38 @@ class Autoops:
         return self._actor(request.actor)
 
     def _actor(self, given: str | None) -> str:
-        """The acting name (default: the OS user), checked: it goes into the audit log."""
-        actor = given or self.settings.os_user
-        if not re.fullmatch(ACTOR_PATTERN, actor):
-            raise BadInputError(f"--actor {actor!r} is not a valid actor name",
-                                remedy="Use letters, digits and . _ @ + - (at most 64).")
-        return actor
+        return self.principal(given).name
+
+    def refuse_in_service_mode(self, command: str, sub: str | None = None) -> None:
+        """Commands that would hand the caller the service account's powers are refused.
+
+        ``secrets edit`` runs an editor as the service user (an editor runs shells);
+        ``lab`` starts containers and writes into the project.
+        """
+        if self.settings.service is None:
+            return
+        if command == "lab" or (command, sub) == ("secrets", "edit"):
+            what = "secrets edit" if command == "secrets" else "lab"
+            raise ServiceRefusedError(
+                f"`autoops {what}` is not available in service mode",
+                remedy="Use `autoops secrets set --env ENV NAME` (value on stdin)."
+                if command == "secrets" else "The lab is a development tool: use same-user mode.")
+
+    def principal(self, given: str | None = None) -> Principal:
+        """Who is acting.
+
+        In service mode the invoking Unix user, whatever ``given`` says (``--actor`` is
+        then only a recorded label); in same-user mode ``given`` or the OS user — an
+        assertion, not proof.
+        """
+        label = _checked_actor(given) if given else None
+        if self.settings.service is not None:
+            name = self.settings.os_user
+            return Principal(name, identity.unix_groups(name), label)
+        name = label or _checked_actor(self.settings.os_user)
+        groups = (identity.unix_groups(name) if identity.same(name, self.settings.os_user)
+                  else frozenset())
+        return Principal(name, groups)
 
     def plan(self, request: RunRequest) -> tuple[Plan, Decision]:
         """Validate, resolve hosts and decide, without running or recording anything.
@@ -188,13 +225,14 @@ class Autoops:
     def lock_view(self, the_plan: Plan) -> dict[str, Any]:
         """Whether running ``the_plan`` takes a host lock, and which live runs hold its hosts now."""
         needed = needs_lock(the_plan.resolved.action.risk, the_plan.check_mode)
-        held = self.locks.holders(the_plan.env, the_plan.hosts) if needed else []
+        held = (self.locks.holders(the_plan.env, the_plan.hosts, the_plan.addresses or None)
+                if needed else [])
         return {"needed": needed, "held_by": [{**holder.to_dict(), "hosts": hosts}
                                               for holder, hosts in held]}
 
     def _build(self, request: RunRequest) -> Plan:
         resolved = self.catalog.resolve(request.action, request.params, request.env)
-        the_plan = build_plan(resolved, request.env, self.settings.project_dir,
+        the_plan = build_plan(resolved, request.env, self.content,
                               set(self.policy.environments), request.limit,
                               check_mode=request.check_mode, host_cache=self.db)
         if request.one_host and len(the_plan.hosts) != 1:
@@ -223,7 +261,7 @@ class Autoops:
             env=the_plan.env, action=action.name, risk=action.risk,
             action_environments=action.environments, actor=actor,
             check_mode=the_plan.check_mode, now=self.clock(),
-            halt=self.halts.for_env(the_plan.env),
+            halt=self.halts.for_env(the_plan.env, actor),
             grant=policy.GrantFacts(grant.id, grant.break_glass, grant.reason) if grant else None,
             second_person=authority.second_person if authority else None))
 
@@ -251,7 +289,8 @@ class Autoops:
         requested and again once its hosts are locked, just before anything executes.
         """
         self.recover_interrupted()
-        actor = self.actor_of(request)
+        who = self.principal(request.actor)
+        actor = who.name
         the_plan = self._build(request)
         run_id = new_run_id(self.clock())
         self.db.register_run(RunRow(
@@ -261,7 +300,9 @@ class Autoops:
         record = self._recorder(run_id, actor, the_plan)
         record("run.requested", {
             "plan": the_plan.to_dict(), "os_user": self.settings.os_user,
-            "controller": socket.gethostname(), "pid": os.getpid(),
+            "account": self.settings.account, "mode": self.settings.mode,
+            "actor_label": who.label, "controller": socket.gethostname(), "pid": os.getpid(),
+            "environ_ignored": list(self.settings.ignored_environ),
             "grant": _presented_grant(request.grant), "approval": request.approval})
         loaded = self._load_secrets(run_id, the_plan.env, record)
         authority, decision = self._checked(run_id, request, the_plan, actor, record)
@@ -337,6 +378,7 @@ class Autoops:
             error.details.update(decision=decision.to_dict())
             self._refused(run_id, record, error, error.status.name.lower())
             raise error
+        self._same_plan(run_id, request, the_plan, record)
         used = []
         try:
             if authority.grant is not None:
@@ -353,6 +395,30 @@ class Autoops:
             self._refused(run_id, record, refused, refused.status.name.lower())
             raise
         return used
+
+    def _same_plan(self, run_id: str, request: RunRequest, the_plan: Plan,
+                   record: Callable[..., dict[str, Any]]) -> None:
+        """Recompute the plan after every wait; what was approved is what runs.
+
+        Between the request and now the run may have waited for a confirmation, an
+        approval or a host lock: a role, the inventory or the policy may have changed.
+        """
+        try:
+            fresh = self._build(request)
+        except AutoopsError as refused:
+            self._refused(run_id, record, refused, refused.status.name.lower())
+            raise
+        changed = approvals.plan_changes(the_plan.to_dict(), fresh.to_dict())
+        if changed:
+            error = ApprovalPlanChangedError(
+                f"the plan changed while run {run_id} waited ({', '.join(changed)}: "
+                f"content {the_plan.content_digest[:19]}… is now {fresh.content_digest[:19]}…);"
+                " nothing ran",
+                remedy="Review what changed (`autoops plan …`), then run it again.",
+                details={"changed": changed, "approved_digest": the_plan.content_digest,
+                         "current_digest": fresh.content_digest})
+            self._refused(run_id, record, error, "approval_required")
+            raise error
 
     def _lock(self, run_id: str, actor: str, the_plan: Plan, *, request: RunRequest,
               authority: Authority, record: Callable[..., dict[str, Any]]) -> bool:
@@ -372,13 +438,15 @@ class Autoops:
                                                      "is gone"})
 
         def still_wanted() -> None:
-            halt = self.halts.for_env(the_plan.env)
+            self.recover_interrupted()  # a dead holder's processes die before its locks go
+            halt = self.halts.for_env(the_plan.env, actor)
             if halt is not None:
                 raise _halted(halt, f"run {run_id} stopped waiting for a host lock")
             if authority.grant is not None:
                 self.grants.check(authority.grant, self.clock())
         try:
             self.locks.acquire(the_plan.env, the_plan.hosts, holder, wait=request.wait,
+                               addresses=the_plan.addresses or None,
                                on_stale=stale, check=still_wanted)
         except AutoopsError as refused:
             self._refused(run_id, record, refused, refused.status.name.lower())
@@ -419,8 +487,6 @@ class Autoops:
                  approval: approvals.Approval, *, loaded: EnvSecrets,
                  record: Callable[..., dict[str, Any]], on_result: ResultCallback | None,
                  cancel: Callable[[], bool], authorised: list[str]) -> RunResult:
-        from autoops import runner  # noqa: PLC0415 - ansible_runner only when executing
-
         results: list[dict[str, Any]] = []
 
         def handle(result: HostResult) -> None:
@@ -430,6 +496,8 @@ class Autoops:
             if on_result is not None:
                 on_result(data)
 
+        sops_env = self.secrets.run_environ(loaded)
+        inline_key = sops_env.pop("SOPS_AGE_KEY", None)  # never in ansible-playbook's environment
         spec = runner.RunSpec(
             run_id=run_id, project_dir=self.settings.project_dir,
             playbook=self.settings.project_dir / the_plan.resolved.action.playbook,
@@ -440,16 +508,18 @@ class Autoops:
                 "autoops_action": the_plan.action_name, "autoops_check_mode": the_plan.check_mode,
             },
             check_mode=the_plan.check_mode, runs_dir=self.settings.runs_dir,
-            bin_dir=self.settings.python.parent, search_path=self.settings.search_path,
-            environ=self.secrets.run_environ(loaded))
+            python=self.settings.python, environ=self.settings.child_environ(sops_env),
+            age_key=inline_key)
         record("run.started", {"hosts": list(the_plan.hosts), "check_mode": the_plan.check_mode,
                                "locked": needs_lock(the_plan.resolved.action.risk,
                                                     the_plan.check_mode),
                                "content_digest": the_plan.content_digest,
                                "authorised_by": authorised, "sops": loaded.to_dict()})
-        halted = self.halts.watcher(the_plan.env)
+        halted = self.halts.watcher(the_plan.env, actor)
         try:
-            outcome = runner.execute(spec, handle, lambda: cancel() or halted() is not None)
+            outcome = runner.execute(spec, handle, lambda: cancel() or halted() is not None,
+                                     on_worker=lambda pid, start: self.db.set_run_worker(
+                                         run_id, pid, start))
         except BaseException as exc:
             reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"error: {exc}"
             record("run.interrupted", {"reason": reason})
@@ -476,22 +546,48 @@ class Autoops:
                          results=results, error=error, warnings=outcome.warnings)
 
     def recover_interrupted(self) -> list[str]:
-        """Record runs whose process died without finishing (kill -9, power loss)."""
+        """Record runs whose autoops died without finishing (kill -9, power loss).
+
+        Whatever is left of such a run — its worker, ansible-playbook, ansible's setsid()
+        workers — is killed first, by recorded pid and start time and by the run's mark
+        in their environment; only then are its host locks released. A run with a
+        process that cannot be killed keeps its locks and stays "running".
+        """
         recovered = []
         for row in self.db.running():
             if row.pid_start and is_alive(row.pid, row.pid_start):
                 continue
+            left = self.run_processes(row)
+            killed = kill_recorded(left)
+            survivors = still_alive(left)
+            if survivors:
+                continue  # not ours to kill (another user's): never release its locks
             self.audit.append(run_id=row.run_id, type_="run.interrupted", actor=row.actor,
                               env=row.env, action=row.action, data={
                                   "reason": f"autoops process {row.pid} ended without "
                                             "recording run.finished (killed or crashed)",
-                                  "recovered_by_pid": os.getpid()})
+                                  "killed": killed, "recovered_by_pid": os.getpid()})
             self.db.set_run_status(row.run_id, "interrupted")
             self.db.unlock(row.run_id)
             for leftover in self.settings.runs_dir.glob(f"{row.run_id}.*"):
                 shutil.rmtree(leftover, ignore_errors=True)
             recovered.append(row.run_id)
         return recovered
+
+    def run_processes(self, row: RunRow) -> list[tuple[int, str]]:
+        """The live processes of a run: its worker and everything carrying its mark."""
+        found = set(marked(row.run_id))
+        if row.worker_pid and row.worker_start and is_alive(row.worker_pid, row.worker_start):
+            found.add((row.worker_pid, row.worker_start))
+        own = (os.getpid(), process_start_time(os.getpid()) or "")
+        return sorted(found - {own})
+
+    def _holder_alive(self, holder: LockHolder) -> bool:
+        """A lock holder lives while its autoops does, or any process of its run does."""
+        if is_alive(holder.pid, holder.pid_start):
+            return True
+        row = self.db.run(holder.run_id)
+        return bool(still_alive(self.run_processes(row))) if row else bool(marked(holder.run_id))
 
     # -- secrets ----------------------------------------------------------------------
 
@@ -526,36 +622,78 @@ class Autoops:
     # -- emergency stop ---------------------------------------------------------------
 
     def halt(self, env: str | None, reason: str, actor: str | None = None,
-             wait: float = 10.0, sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
-        """Engage the emergency stop and wait (up to ``wait`` s) for runs in scope to end."""
+             wait: float = 10.0, *, sleep: Callable[[float], None] = time.sleep,
+             against: str | None = None) -> dict[str, Any]:
+        """Engage the emergency stop and wait (up to ``wait`` s) for runs in scope to end.
+
+        Anyone may engage a halt. ``against`` stops only that actor's runs (an agent, a
+        cron job). A run counts as stopped only once none of its processes lives.
+        """
         who = self._actor(actor)
         scope = self._scope(env)
-        row, engaged = self.halts.engage(scope, _reason(reason), who)
+        target = _checked_actor(against) if against else None
+        row, engaged = self.halts.engage(scope, _reason(reason), who, target)
         if engaged:
-            self._record_admin("halt.engaged", scope, {"scope": scope, "reason": row.reason},
+            self._record_admin("halt.engaged", scope, {"scope": scope, "reason": row.reason,
+                                                       "against": row.against or None},
                                action="halt", actor=who)
-        in_scope = {r.run_id for r in self.db.running() if scope in {"*", r.env}}
-        left = in_scope
+
+        def covered(run: RunRow) -> bool:
+            return scope in {"*", run.env} and (not row.against or identity.same(run.actor,
+                                                                                row.against))
+        in_scope = {r.run_id for r in self.db.running() if covered(r)}
+        left = self._live_runs(in_scope)
         deadline = time.monotonic() + wait
         while left and time.monotonic() < deadline:
             sleep(0.1)
             self.recover_interrupted()
-            left = {r.run_id for r in self.db.running()} & in_scope
+            left = self._live_runs(in_scope)
         return {"halt": asdict(row), "engaged": engaged, "runs_stopped": sorted(in_scope - left),
                 "runs_still_running": sorted(left)}
 
-    def resume(self, env: str | None, reason: str, actor: str | None = None) -> dict[str, Any]:
-        who = self._actor(actor)
+    def _live_runs(self, run_ids: set[str]) -> set[str]:
+        """Those of ``run_ids`` still recorded as running or with a live process."""
+        live = set()
+        for run_id in run_ids:
+            row = self.db.run(run_id)
+            if row is not None and (row.status == "running" or
+                                    still_alive(self.run_processes(row))):
+                live.add(run_id)
+        return live
+
+    def resume(self, env: str | None, reason: str, actor: str | None = None,
+               against: str | None = None) -> dict[str, Any]:
+        """Lift a halt: only an approver of its scope, and never the actor it stops."""
+        who = self.principal(actor)
         scope = self._scope(env)
-        lifted = self.halts.lift(scope)
-        if lifted is None:
-            raise BadInputError(f"no emergency stop is in force for {scope!r}",
+        halt = self.halts.get(scope, against)
+        if halt is None:
+            raise BadInputError(f"no emergency stop is in force for {scope!r}"
+                                + (f" against {against}" if against else ""),
                                 remedy="`autoops status` lists the halts in force.")
+        if halt.against and identity.same(who.name, halt.against):
+            raise ApproverNotAllowedError(
+                f"{who.name} cannot lift the halt engaged against {who.name}",
+                remedy="Another person (an approver, if policy.yml names them) lifts it.")
+        self._approver_check(who, list(self.policy.environments) if scope == "*" else [scope],
+                             "lift the halt of")
+        lifted = self.halts.lift(scope, against)
+        if lifted is None:
+            raise BadInputError(f"the halt of {scope!r} was lifted by someone else meanwhile")
         self._record_admin("halt.lifted", scope, {"scope": scope, "reason": _reason(reason),
                                                    "halt": asdict(lifted)},
-                           action="halt", actor=who)
+                           action="halt", actor=who.name)
         return {"lifted": asdict(lifted), "still_in_force": [asdict(h) for h in
                                                              self.halts.active()]}
+
+    def _approver_check(self, who: Principal, envs: list[str], what: str) -> None:
+        """Refuse unless ``who`` is among the approvers each of ``envs`` names (if any)."""
+        for env in envs:
+            approvers = self.policy.environments[env].approvers
+            if approvers is not None and not who.is_one_of(approvers.users, approvers.groups):
+                raise ApproverNotAllowedError(
+                    f"{who.name} may not {what} {env}: its approvers are "
+                    f"{approvers.describe()}")
 
     def status(self) -> dict[str, Any]:
         """Halts, runs in progress, host locks and pending approvals."""
@@ -564,10 +702,16 @@ class Autoops:
             "halts": [asdict(h) for h in self.halts.active()],
             "runs": [{"run_id": r.run_id, "env": r.env, "action": r.action, "actor": r.actor,
                       "pid": r.pid, "started": r.started} for r in self.db.running()],
-            "locks": [{"env": env, "host": host, **holder.to_dict()}
-                      for env, host, holder in self.db.locks()],
+            "locks": [{"env": env, "host": host, "address": address, **holder.to_dict()}
+                      for env, host, address, holder in self.db.locks()],
             "approvals_pending": [d["id"] for d in self.approval_list(pending_only=True)],
         }
+
+    def inventory_check(self) -> dict[str, Any]:
+        """Every environment's hosts and machines; raise if one belongs to two environments."""
+        fleet = fleet_map(self.content, set(self.policy.environments))
+        inventory.check_overlaps(fleet)
+        return {"ok": True, "environments": fleet}
 
     def effective_policy(self, env: str | None = None) -> dict[str, Any]:
         """The policy as it applies (built-in defaults < `defaults:` < each environment)."""
@@ -629,13 +773,17 @@ class Autoops:
 
     def approval_decide(self, request_id: str, *, approve: bool, reason: str | None = None,
                         actor: str | None = None) -> dict[str, Any]:
-        who = self._actor(actor)
+        who = self.principal(actor)
         if not approve:
             reason = _reason(reason or "")
-        row = self.second_person.decide(request_id, who, approve=approve, reason=reason)
+        pending = self.second_person.get(request_id)
+        if pending.env in self.policy.environments:
+            self._approver_check(who, [pending.env], "approve or reject requests in")
+        row = self.second_person.decide(request_id, who.name, approve=approve, reason=reason)
         self._record_admin("approval.approved" if approve else "approval.rejected", row.env, {
             "request_id": row.request_id, "requester": row.requester,
-            "plan_digest": row.plan_digest, "reason": reason}, action=row.action, actor=who)
+            "plan_digest": row.plan_digest, "reason": reason}, action=row.action,
+            actor=who.name)
         return approvals.request_to_dict(row, self.clock())
 
     def approval_list(self, *, pending_only: bool = False) -> list[dict[str, Any]]:
@@ -687,6 +835,21 @@ def _refusal(decision: Decision, approval: approvals.Approval,
     return ApprovalRequiredError(
         f"{the_plan.action_name} in {the_plan.env} needs approval ({rule.rule}: {rule.reason}); "
         f"{approval.detail}; nothing ran")
+
+
+def _uids(user: str) -> set[int]:
+    try:
+        return {pwd.getpwnam(user).pw_uid}
+    except KeyError:
+        return set()
+
+
+def _checked_actor(name: str) -> str:
+    """An actor name as it may appear in the audit log."""
+    if not re.fullmatch(ACTOR_PATTERN, name):
+        raise BadInputError(f"--actor {name!r} is not a valid actor name",
+                            remedy="Use letters, digits and . _ @ + - (at most 64).")
+    return name
 
 
 def _presented_grant(text: str | None) -> str | None:

@@ -320,3 +320,58 @@ class ApprovalDecidedError(ApprovalError):
     code = "AUTOOPS-APPROVAL-DECIDED"
     status = ExitStatus.BAD_INPUT
     default_remedy = "The request was already approved or rejected; `autoops approvals list`."
+
+
+class ApproverNotAllowedError(ApprovalError):
+    """The actor is not among the approvers the policy names for this environment."""
+
+    code = "AUTOOPS-APPROVER-NOT-ALLOWED"
+    status = ExitStatus.DENIED
+    default_remedy = ("Ask one of the approvers policy.yml names for this environment "
+                      "(`autoops policy show --env ENV`).")
+
+
+class ContentInvalidError(BadInputError):
+    """The content a run would read cannot be trusted (a symlink out of the project …)."""
+
+    code = "AUTOOPS-CONTENT-INVALID"
+    default_remedy = "Replace the symbolic link with the file it points to, inside the project."
+
+
+class InventoryOverlapError(BadInputError):
+    """A host belongs to two environments: one machine could be changed from both."""
+
+    code = "AUTOOPS-INVENTORY-OVERLAP"
+    default_remedy = ("Give each machine to exactly one environment (by name and by "
+                      "ansible_host + port).")
+
+
+class ConfirmationUnavailableError(ApprovalRequiredError):
+    """A typed confirmation was needed but nobody is at a terminal to type it."""
+
+    code = "AUTOOPS-CONFIRMATION-UNAVAILABLE"
+    default_remedy = ("A typed confirmation needs a human at a terminal; from scripts, cron and "
+                      "agents present a grant (--grant) or a second person's approval (--approval).")
+
+
+class ServiceInvalidError(BadInputError):
+    """The service-mode configuration cannot be trusted or read: nothing runs."""
+
+    code = "AUTOOPS-SERVICE-INVALID"
+    default_remedy = "Re-run `autoops service install …` as root, or fix /etc/autoops/service.yml."
+
+
+class ServiceCallerError(AutoopsError):
+    """The caller may not use the service (not through sudo, or not an operator)."""
+
+    code = "AUTOOPS-SERVICE-CALLER"
+    status = ExitStatus.DENIED
+    default_remedy = "Call it as `sudo -u SERVICE_USER autoops …`, as a member of the operators group."
+
+
+class ServiceRefusedError(AutoopsError):
+    """A command that would hand the caller the service account's powers (an editor, the lab)."""
+
+    code = "AUTOOPS-SERVICE-REFUSED"
+    status = ExitStatus.DENIED
+    default_remedy = "Use the non-interactive form (`autoops secrets set`), or run it outside service mode."

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from autoops import identity
 from autoops.policy import HaltFacts
 from autoops.state import HaltRow, StateDB
 
@@ -24,29 +25,48 @@ class Halts:
     db: StateDB
     clock: Callable[[], datetime]
 
-    def engage(self, scope: str, reason: str, actor: str) -> tuple[HaltRow, bool]:
-        """Halt ``scope``; (the halt in force, whether this call engaged it)."""
-        row = HaltRow(scope=scope, reason=reason, actor=actor, since=self.clock().isoformat())
-        engaged = self.db.set_halt(row)
-        return (row if engaged else self._in_scope(scope) or row), engaged
+    def engage(self, scope: str, reason: str, actor: str,
+               against: str | None = None) -> tuple[HaltRow, bool]:
+        """Halt ``scope`` (for everyone, or only ``against`` one actor's runs).
 
-    def lift(self, scope: str) -> HaltRow | None:
+        Returns the halt in force and whether this call engaged it.
+        """
+        target = identity.normalise(against) if against else ""
+        row = HaltRow(scope=scope, reason=reason, actor=actor, since=self.clock().isoformat(),
+                      against=target)
+        engaged = self.db.set_halt(row)
+        return (row if engaged else self._in_scope(scope, target) or row), engaged
+
+    def get(self, scope: str, against: str | None = None) -> HaltRow | None:
+        return self._in_scope(scope, identity.normalise(against) if against else "")
+
+    def lift(self, scope: str, against: str | None = None) -> HaltRow | None:
         """Lift the halt of exactly ``scope`` (a global halt is lifted only globally)."""
-        return self.db.clear_halt(scope)
+        return self.db.clear_halt(scope, identity.normalise(against) if against else "")
 
     def active(self) -> list[HaltRow]:
         return self.db.halts()
 
-    def for_env(self, env: str) -> HaltFacts | None:
-        """The halt stopping ``env``: its own, else a global one."""
-        rows = {row.scope: row for row in self.db.halts()}
-        row = rows.get(env) or rows.get(ALL)
-        return HaltFacts(row.scope, row.reason, row.actor, row.since) if row else None
+    def for_env(self, env: str, actor: str | None = None) -> HaltFacts | None:
+        """The halt stopping ``actor``'s runs in ``env``: its own, else a global one.
 
-    def _in_scope(self, scope: str) -> HaltRow | None:
-        return next((row for row in self.db.halts() if row.scope == scope), None)
+        A halt for everyone comes before a halt against this actor; without ``actor``
+        only halts for everyone count.
+        """
+        who = identity.normalise(actor) if actor else None
+        rows = [r for r in self.db.halts() if r.scope in {env, ALL}
+                and (not r.against or r.against == who)]
+        rows.sort(key=lambda r: (r.scope != env, bool(r.against)))
+        row = rows[0] if rows else None
+        return HaltFacts(row.scope, row.reason, row.actor, row.since, row.against or None) \
+            if row else None
 
-    def watcher(self, env: str, monotonic: Callable[[], float] = time.monotonic,
+    def _in_scope(self, scope: str, against: str) -> HaltRow | None:
+        return next((row for row in self.db.halts()
+                     if row.scope == scope and row.against == against), None)
+
+    def watcher(self, env: str, actor: str | None = None,
+                monotonic: Callable[[], float] = time.monotonic,
                 ) -> Callable[[], HaltFacts | None]:
         """A cheap poll for a running run.
 
@@ -59,7 +79,7 @@ class Halts:
         def poll() -> HaltFacts | None:
             if not seen and monotonic() - last[0] >= POLL_SECONDS:
                 last[0] = monotonic()
-                halt = self.for_env(env)
+                halt = self.for_env(env, actor)
                 if halt is not None:
                     seen.append(halt)
             return seen[0] if seen else None

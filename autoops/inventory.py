@@ -6,15 +6,23 @@ and inventory plugin behaves exactly as in the run; only names cross back, no va
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from autoops.catalog import ENV_NAME
-from autoops.errors import EnvUnknownError, InventoryInvalidError, LimitNoHostsError
+from autoops.errors import (
+    EnvUnknownError,
+    InventoryInvalidError,
+    InventoryOverlapError,
+    LimitNoHostsError,
+)
 
 # Host patterns as Ansible reads them, minus '@file' (read hosts from a file) and spaces.
 LIMIT_PATTERN = re.compile(r"^[A-Za-z0-9_.:*!&,\[\]~^$()|?+\\-]{1,512}$")
@@ -28,10 +36,15 @@ def inventory_path(inventories_dir: Path, env: str, declared: set[str]) -> Path:
         known = ", ".join(sorted(declared))
         raise EnvUnknownError(f"environment {env!r} is not declared in policy.yml (known: {known})")
     root = inventories_dir.resolve()
-    path = (root / env).resolve()
-    if path.parent != root or not path.is_dir():
+    given = root / env
+    if given.is_symlink():  # inventories/staging -> production would borrow staging's rules
+        raise EnvUnknownError(f"the inventory of {env!r} ({given}) is a symbolic link",
+                              remedy="Each environment's inventory must be a real directory "
+                                     "of its own inside the project.")
+    path = given.resolve()
+    if path.parent != root or path.name != env or not path.is_dir():
         raise EnvUnknownError(
-            f"environment {env!r} has no inventory directory at {root / env}",
+            f"environment {env!r} has no inventory directory at {given}",
             remedy="Run `autoops lab up` first." if env == "lab" else None)
     return path
 
@@ -59,13 +72,19 @@ def ansible_tool(name: str) -> str:
     return found
 
 
-def resolve_hosts(project_dir: Path, inventory: Path, limit: str | None) -> tuple[str, ...]:
+def tool_environ(project_dir: Path, environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment of an Ansible command autoops runs: the allowlist, its config."""
+    return {**environ, "ANSIBLE_CONFIG": str(project_dir / "ansible.cfg"),
+            "ANSIBLE_NOCOLOR": "1", "ANSIBLE_DEPRECATION_WARNINGS": "0"}
+
+
+def resolve_hosts(project_dir: Path, inventory: Path, limit: str | None,
+                  environ: Mapping[str, str]) -> tuple[str, ...]:
     """The inventory hostnames a run with this limit would target, in inventory order."""
     cmd = [ansible_tool("ansible"), "all", "-i", str(inventory), "--list-hosts"]
     if limit:
         cmd += ["--limit", limit]
-    env = {**os.environ, "ANSIBLE_CONFIG": str(project_dir / "ansible.cfg"),
-           "ANSIBLE_NOCOLOR": "1", "ANSIBLE_DEPRECATION_WARNINGS": "0"}
+    env = tool_environ(project_dir, environ)
     try:
         proc = subprocess.run(cmd, cwd=project_dir, env=env, capture_output=True, text=True,
                               timeout=120, check=False)
@@ -101,3 +120,76 @@ def _last_error(stderr: str) -> str:
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
     errors = [ln for ln in lines if "ERROR" in ln or "[WARNING]" in ln]
     return (errors or lines or [""])[-1][:300]
+
+
+LOCAL = "local"  # the address of every host reached with ansible_connection: local
+
+
+def host_addresses(project_dir: Path, inventory: Path,
+                   environ: Mapping[str, str]) -> dict[str, str]:
+    """Each host of an inventory and the machine it reaches (``address:port`` or ``local``).
+
+    Read with ``ansible-inventory --list``, so group and host vars count as in a run
+    (SOPS files stay ciphertext: vars_stage is task).
+    """
+    cmd = [ansible_tool("ansible-inventory"), "-i", str(inventory), "--list"]
+    try:
+        proc = subprocess.run(cmd, cwd=project_dir, env=tool_environ(project_dir, environ),
+                              capture_output=True, text=True, timeout=120, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise InventoryInvalidError(f"reading {inventory} timed out") from exc
+    if proc.returncode != 0:
+        detail = _last_error(proc.stderr) or f"exit {proc.returncode}"
+        raise InventoryInvalidError(f"cannot read inventory {inventory}: {detail}")
+    try:
+        hostvars = json.loads(proc.stdout).get("_meta", {}).get("hostvars", {})
+    except ValueError as exc:
+        raise InventoryInvalidError(f"ansible-inventory gave no JSON for {inventory}") from exc
+    return {str(host): address_of(str(host), dict(hv or {})) for host, hv in hostvars.items()}
+
+
+def address_of(host: str, hostvars: Mapping[str, object]) -> str:
+    """The machine a host entry reaches, normalised so two spellings of one machine meet."""
+    if str(hostvars.get("ansible_connection", "")).rsplit(".", 1)[-1] == "local":
+        return LOCAL
+    name = str(hostvars.get("ansible_host") or host).strip().lower().rstrip(".")
+    port = str(hostvars.get("ansible_port") or 22).strip()
+    if name in {"localhost", "localhost.localdomain"}:
+        name = "127.0.0.1"
+    try:
+        ip = ipaddress.ip_address(name.strip("[]"))
+        name = "127.0.0.1" if ip.is_loopback else ip.compressed
+    except ValueError:
+        pass
+    return f"{name}:{port}"
+
+
+def overlaps(fleet: Mapping[str, Mapping[str, str]]) -> list[str]:
+    """Problems where one host (by name, or by address) belongs to two environments.
+
+    Hosts reached with ``ansible_connection: local`` are this controller, which any
+    environment may address (host locks still serialise them): they are not counted.
+    """
+    problems = []
+    by_name: dict[str, list[str]] = {}
+    by_address: dict[str, list[tuple[str, str]]] = {}
+    for env, hosts in sorted(fleet.items()):
+        for host, address in hosts.items():
+            if address == LOCAL:
+                continue
+            by_name.setdefault(host.lower(), []).append(env)
+            by_address.setdefault(address, []).append((env, host))
+    for host, envs in sorted(by_name.items()):
+        if len(set(envs)) > 1:
+            problems.append(f"host {host} is in {' and '.join(sorted(set(envs)))}")
+    for address, entries in sorted(by_address.items()):
+        if len({env for env, _ in entries}) > 1:
+            names = ", ".join(f"{host} ({env})" for env, host in entries)
+            problems.append(f"{address} is one machine in several environments: {names}")
+    return problems
+
+
+def check_overlaps(fleet: Mapping[str, Mapping[str, str]]) -> None:
+    problems = overlaps(fleet)
+    if problems:
+        raise InventoryOverlapError("environments overlap: " + "; ".join(problems))

@@ -28,22 +28,28 @@ def needs_lock(risk: Risk, check_mode: bool) -> bool:
 @dataclass
 class Locks:
     db: StateDB
-    alive: Callable[[int, str], bool] = is_alive
+    # Whether a holder still runs: by default its autoops process; the engine also counts
+    # the run's worker and ansible processes, so a kill -9 of autoops frees nothing.
+    alive: Callable[[LockHolder], bool] = lambda holder: is_alive(holder.pid, holder.pid_start)
     sleep: Callable[[float], None] = time.sleep
     monotonic: Callable[[], float] = time.monotonic
 
     def acquire(self, env: str, hosts: Sequence[str], holder: LockHolder, *, wait: float = 0,
                 on_stale: Callable[[LockHolder], None] = lambda _h: None,
-                check: Callable[[], None] = lambda: None) -> None:
+                check: Callable[[], None] = lambda: None,
+                addresses: Sequence[str] | None = None) -> None:
         """Take the lock, waiting up to ``wait`` seconds; raise LockedError otherwise.
 
         ``check`` runs before every attempt and may raise to end the wait (a halt, a
         revoked grant): whatever made the run acceptable is re-checked while it waits.
+        ``addresses`` are the machines the hosts reach (default: the host names).
         """
         deadline = self.monotonic() + max(wait, 0)
+        targets = dict(zip(addresses or hosts, hosts, strict=True))
         while True:
             check()
-            live, stale = self.db.try_lock(env, sorted(set(hosts)), holder, self.alive)
+            live, stale = self.db.try_lock(env, list(targets.values()), holder, self.alive,
+                                           addresses=list(targets))
             for gone in stale:
                 on_stale(gone)
             if not live:
@@ -57,13 +63,15 @@ class Locks:
                     details={"holders": [h.to_dict() for h in live]})
             self.sleep(min(_POLL, remaining))
 
-    def holders(self, env: str, hosts: Sequence[str]) -> list[tuple[LockHolder, list[str]]]:
-        """Live runs holding locks on any of ``hosts`` in ``env``, with the hosts each holds."""
-        wanted = set(hosts)
+    def holders(self, env: str, hosts: Sequence[str],
+                addresses: Sequence[str] | None = None) -> list[tuple[LockHolder, list[str]]]:
+        """Live runs holding locks on the machines of ``hosts``, with the hosts each holds."""
+        wanted = dict(zip(addresses or hosts, hosts, strict=True))
         held: dict[str, tuple[LockHolder, list[str]]] = {}
-        for lock_env, host, holder in self.db.locks():
-            if lock_env == env and host in wanted and self.alive(holder.pid, holder.pid_start):
-                held.setdefault(holder.run_id, (holder, []))[1].append(host)
+        for lock_env, host, address, holder in self.db.locks():
+            if address in wanted and self.alive(holder):
+                shown = host if lock_env == env else f"{host} ({lock_env})"
+                held.setdefault(holder.run_id, (holder, []))[1].append(shown)
         return list(held.values())
 
     def release(self, run_id: str) -> None:

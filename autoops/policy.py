@@ -28,7 +28,14 @@ _RULES: dict[str, Any] = {  # what an environment (or `defaults:`) may set
     "unattended_max_risk": {"enum": list(RISK_NAMES)},
     "confirm_max_risk": _RISK_OR_NONE,
     "two_person_min_risk": _RISK_OR_NONE,
+    "typed_confirmation_max_risk": _RISK_OR_NONE,
     "approval_expires_in": {"type": "string", "pattern": DURATION},
+    "approvers": {
+        "type": "object",
+        "properties": {"users": {"type": "array", "items": {"type": "string", "minLength": 1}},
+                       "groups": {"type": "array", "items": {"type": "string", "minLength": 1}}},
+        "additionalProperties": False,
+    },
     "windows": {
         "type": "object", "required": ["timezone", "above", "weekly"],
         "properties": {
@@ -85,7 +92,9 @@ BUILTIN = "built-in"
 BUILTIN_DEFAULTS: dict[str, Any] = {
     "description": "",
     "two_person_min_risk": "NONE",  # an environment named production: CRITICAL (see below)
+    "typed_confirmation_max_risk": "DESTRUCTIVE",  # above: a second person instead
     "approval_expires_in": "4h",
+    "approvers": None,  # None: anyone but the requester (and the actor a halt stops)
     "windows": None,
     "freezes": [],
     "grants": {"max_expires_in": {risk.name: lifetimes.format_duration(ttl)
@@ -104,7 +113,11 @@ class EnvPolicy:
     unattended_max_risk: Risk
     confirm_max_risk: Risk | None  # None: nothing above the unattended ceiling may run
     two_person_min_risk: Risk | None = None  # from this class up, a second person approves
+    # Up to this class a typed confirmation will do; above it a second person instead
+    # (None: never a typed confirmation).
+    typed_confirmation_max_risk: Risk | None = Risk.DESTRUCTIVE
     approval_ttl: timedelta = timedelta(hours=4)
+    approvers: Approvers | None = None  # who may approve, reject and resume; None: anyone else
     schedule: Schedule = field(default_factory=lambda: windows.parse_schedule(None, []))
     grant_ceilings: Mapping[Risk, timedelta] = field(
         default_factory=lambda: dict(lifetimes.DEFAULT_TTL_CEILINGS))
@@ -121,7 +134,9 @@ class EnvPolicy:
             "unattended_max_risk": self.unattended_max_risk.name,
             "confirm_max_risk": _name(self.confirm_max_risk),
             "two_person_min_risk": _name(self.two_person_min_risk),
+            "typed_confirmation_max_risk": _name(self.typed_confirmation_max_risk),
             "approval_expires_in": lifetimes.format_duration(self.approval_ttl),
+            "approvers": self.approvers.to_dict() if self.approvers else None,
             "windows": self.schedule.to_dict(),
             "grants": {
                 "max_expires_in": {r.name: lifetimes.format_duration(t)
@@ -129,6 +144,21 @@ class EnvPolicy:
                 "break_glass_max_expires_in": lifetimes.format_duration(self.break_glass_ceiling)},
             "origins": dict(self.origins),
         }
+
+
+@dataclass(frozen=True)
+class Approvers:
+    """Who may approve or reject a two-person request and lift a halt in an environment."""
+
+    users: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, list[str]]:
+        return {"users": list(self.users), "groups": list(self.groups)}
+
+    def describe(self) -> str:
+        names = [*self.users, *(f"group {g}" for g in self.groups)]
+        return ", ".join(names) or "nobody"
 
 
 def _name(risk: Risk | None) -> str:
@@ -200,10 +230,14 @@ def _env_policy(doc: Mapping[str, Any], path: Path | None, name: str,
         key = "freezes" if str(exc).startswith("freezes") else "windows"
         raise PolicyInvalidError(f"{where(key)}: {exc}") from None
     ceilings, break_glass = _grant_ceilings(builtin["grants"], merged["grants"], where, duration)
+    approvers = merged["approvers"]
     return EnvPolicy(
         name=name, description=merged["description"], unattended_max_risk=unattended,
         confirm_max_risk=confirm, two_person_min_risk=two_person,
+        typed_confirmation_max_risk=_risk_or_none(merged["typed_confirmation_max_risk"]),
         approval_ttl=duration("approval_expires_in", merged["approval_expires_in"]),
+        approvers=Approvers(tuple(approvers.get("users", ())), tuple(approvers.get("groups", ())))
+        if approvers is not None else None,
         schedule=schedule, grant_ceilings=ceilings, break_glass_ceiling=break_glass,
         origins=origins)
 
@@ -263,10 +297,13 @@ class HaltFacts:
     reason: str
     actor: str
     since: str
+    against: str | None = None  # the actor whose runs it stops; None: everyone's
 
     def describe(self) -> str:
         scope = "every environment" if self.scope == "*" else self.scope
-        return f"emergency stop of {scope} by {self.actor} since {self.since}: {self.reason}"
+        whose = f" for {self.against}'s runs" if self.against else ""
+        return (f"emergency stop of {scope}{whose} by {self.actor} since {self.since}: "
+                f"{self.reason}")
 
 
 @dataclass(frozen=True)
@@ -444,6 +481,19 @@ def _risk_rule(env: EnvPolicy, request: Request) -> RuleResult:
     if env.confirm_max_risk is not None and risk <= env.confirm_max_risk:
         above = (f"{risk.name} is above {env.name}'s unattended ceiling "
                  f"{env.unattended_max_risk.name}{mode}")
+        typed_max = env.typed_confirmation_max_risk
+        if typed_max is None or risk > typed_max:  # a second person instead of typing
+            second = request.second_person
+            if second is not None:
+                return RuleResult("risk-confirm", Outcome.ALLOWED,
+                                  f"{above}; approved by {second.approver} (request "
+                                  f"{second.request_id})", via=f"second-person:{second.request_id}")
+            return RuleResult(
+                "risk-confirm", Outcome.APPROVAL_REQUIRED,
+                f"{above}: {env.name} takes no typed confirmation above "
+                f"{_name(typed_max)}; a second person must approve the exact plan",
+                "`autoops run` records a request; another actor runs `autoops approve ID`; "
+                "then `autoops run … --approval ID`", SECOND_PERSON)
         if request.grant is not None:
             return RuleResult("risk-confirm", Outcome.ALLOWED,
                               f"{above}; pre-authorised by grant {request.grant.grant_id}",

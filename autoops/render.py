@@ -1,11 +1,14 @@
 """Human-readable rendering of catalog, plans, run results and audit records.
 
-Pure functions from data to text; the CLI prints what they return.
+Pure functions from data to text; the CLI prints what they return. Every value is
+shown through :func:`visible`, so data never acts on the terminal: the only control
+characters in rendered text are the line breaks the renderer itself puts between lines.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -15,12 +18,89 @@ from autoops.errors import AutoopsError
 STATUS_MARK = {"ok": "ok", "changed": "changed", "failed": "FAILED", "ignored": "ignored",
                "skipped": "skipped", "unreachable": "UNREACHABLE"}
 
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# What, after a backslash, makes one of visible()'s escapes (besides a second backslash).
+_ESCAPE_TAIL = re.compile(r"[nrt]|x[0-9A-Fa-f]{2}|u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8}")
 
-def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-             for row in [header, *rows]]
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if char in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[char]
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def _hidden(char: str) -> bool:
+    """Whether a character acts on the terminal or hides/reorders text instead of showing.
+
+    ``str.isprintable`` is false for exactly the categories that matter: controls (C0,
+    DEL, C1), format characters (bidirectional overrides and isolates, zero-width
+    characters, the BOM, tag characters), line and paragraph separators, surrogates,
+    private-use and unassigned code points, and every space but U+0020.
+    """
+    return not char.isprintable()
+
+
+def visible(text: object) -> str:
+    r"""``text`` as one line of inert, printable characters, for the terminal.
+
+    Hidden characters (see :func:`_hidden`) become escapes: ``\n``, ``\r``, ``\t``,
+    ``\xHH`` (below U+0100), ``\uHHHH`` or ``\UHHHHHHHH``. So a value can never start a
+    line, move the cursor, change colours, set the window title or reorder text.
+
+    A backslash in the data is doubled only where it would otherwise read as the start
+    of an escape: before another backslash, before a hidden character, or before ``n``,
+    ``r``, ``t``, ``x`` and two hex digits, ``u`` and four, ``U`` and eight. So paths such
+    as ``C:\Users\ops`` and patterns such as ``^\d+\.log$`` show as they are, and the
+    mapping stays reversible (the tests decode it back): different values never look
+    the same. Apply it once, to the value: applied again, it doubles the backslashes of
+    its own escapes.
+    """
+    text = text if isinstance(text, str) else str(text)
+    if text.isprintable() and "\\" not in text:
+        return text
+    out = []
+    for i, char in enumerate(text):
+        if char != "\\":
+            out.append(_escape(char) if _hidden(char) else char)
+        else:
+            out.append("\\\\" if _reads_as_escape(text, i + 1) else "\\")
+    return "".join(out)
+
+
+def _reads_as_escape(text: str, start: int) -> bool:
+    """Whether a backslash before ``text[start:]`` would read as (part of) an escape."""
+    after = text[start:start + 1]
+    return after == "\\" or (after != "" and _hidden(after)) \
+        or _ESCAPE_TAIL.match(text, start) is not None
+
+
+def terminal_text(text: str) -> str:
+    """Rendered text made safe to print: every hidden character but a line break escaped.
+
+    The last line of defence at the terminal. Rendered text has shown each value through
+    :func:`visible` already, so this leaves it unchanged; a string that reaches the
+    terminal some other way still cannot act on it (though only :func:`visible` keeps
+    its backslashes unambiguous).
+    """
+    if text.isprintable():
+        return text
+    return "".join(char if char == "\n" or not _hidden(char) else _escape(char) for char in text)
+
+
+def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
+    """Columns aligned; every cell is data, shown through :func:`visible`."""
+    cells = [[visible(c) for c in row] for row in [header, *rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+             for row in cells]
     return "\n".join(lines)
+
+
+def _names(values: Iterable[Any], sep: str = ", ") -> str:
+    return sep.join(visible(v) for v in values)
 
 
 def action_list(actions: Iterable[Action]) -> str:
@@ -30,64 +110,71 @@ def action_list(actions: Iterable[Action]) -> str:
 
 def action_detail(action: Action, schemas: Mapping[str, Mapping[str, Any]],
                   by_env: Mapping[str, Mapping[str, Any]]) -> str:
-    out = [f"{action.name}: {action.description}",
-           f"  playbook:     {action.playbook}",
-           f"  risk:         {action.risk.name}",
-           f"  environments: {', '.join(action.environments)}",
+    out = [f"{visible(action.name)}: {visible(action.description)}",
+           f"  playbook:     {visible(action.playbook)}",
+           f"  risk:         {visible(action.risk.name)}",
+           f"  environments: {_names(action.environments)}",
            f"  check mode:   {'supported' if action.check_mode else 'not supported'}",
-           f"  rollback:     {action.rollback or '-'}"]
+           f"  rollback:     {visible(action.rollback or '-')}"]
     if action.aliases:
-        out.append(f"  vm-safe verbs: {', '.join(action.aliases)}")
+        out.append(f"  vm-safe verbs: {_names(action.aliases)}")
     base = schemas.get("*", {})
     props: Mapping[str, Any] = base.get("properties", {})
     out.append("  parameters:" if props else "  parameters:   none")
     required = set(base.get("required", []))
     for name, spec in props.items():
         flags = "required" if name in required else f"default {json.dumps(spec.get('default'))}"
-        out.append(f"    {name} ({spec['type']}, {flags}): {spec.get('description', '')}")
+        out.append(f"    {visible(name)} ({visible(spec['type'])}, {flags}): "
+                   f"{visible(spec.get('description', ''))}")
         out.extend(f"      {rule}: {_rule_value(spec[rule])}"
                    for rule in ("enum", "pattern", "minimum", "maximum", "maxLength") if rule in spec)
         for env, schema in schemas.items():
             narrowed = schema.get("properties", {}).get(name, {})
             if env != "*" and narrowed != spec:
                 changes = {k: v for k, v in narrowed.items() if spec.get(k) != v}
-                rules = ", ".join(f"{k} {_rule_value(v)}" for k, v in changes.items())
-                out.append(f"      in {env}: {rules}")
+                rules = ", ".join(f"{visible(k)} {_rule_value(v)}" for k, v in changes.items())
+                out.append(f"      in {visible(env)}: {rules}")
     out.append("  policy:")
     for env, decision in by_env.items():
-        out.append(f"    {env:<12} {decision['outcome']:<18} {decision['rule']}: {decision['reason']}")
+        out.append(f"    {visible(env):<12} {visible(decision['outcome']):<18} "
+                   f"{visible(decision['rule'])}: {visible(decision['reason'])}")
     return "\n".join(out)
 
 
 def _rule_value(value: Any) -> str:
     if isinstance(value, list):
-        return ", ".join(map(str, value))
-    return str(value)
+        return _names(value)
+    return visible(value)
 
 
 def _params(params: Mapping[str, Any]) -> str:
-    return ", ".join(f"{k}={json.dumps(v)}" for k, v in params.items()) or "none"
+    # json.dumps escapes every control and non-ASCII character: the values print inert.
+    return ", ".join(f"{visible(k)}={json.dumps(v)}" for k, v in params.items()) or "none"
 
 
 def plan_text(plan: Mapping[str, Any], decision: Mapping[str, Any],
               lock: Mapping[str, Any] | None = None) -> str:
     params = _params(plan["params"])
     hosts = plan["hosts"]
-    shown = ", ".join(hosts[:20]) + (f" … (+{len(hosts) - 20})" if len(hosts) > 20 else "")
+    shown = _names(hosts[:20]) + (f" … (+{len(hosts) - 20})" if len(hosts) > 20 else "")
     lines = [
-        f"action:   {plan['action']} ({plan['risk']}) — {plan['description']}",
-        f"env:      {plan['env']}   inventory hosts: {len(hosts)}"
-        + (f"   limit: {plan['limit']}" if plan["limit"] else ""),
+        (f"action:   {visible(plan['action'])} ({visible(plan['risk'])}) — "
+         f"{visible(plan['description'])}"),
+        f"env:      {visible(plan['env'])}   inventory hosts: {len(hosts)}"
+        + (f"   limit: {visible(plan['limit'])}" if plan["limit"] else ""),
         f"hosts:    {shown}",
         f"params:   {params}",
-        f"playbook: {plan['playbook']}" + ("   (check mode, diff)" if plan["check_mode"] else ""),
-        f"content:  {plan['content_digest'][:23]}…  revision {plan['revision'] or '-'}",
-        f"decision: {decision['outcome'].upper()} by {decision['rule']}: {decision['reason']}",
+        f"playbook: {visible(plan['playbook'])}" + ("   (check mode, diff)" if plan["check_mode"] else ""),
+        (f"content:  {visible(plan['content_digest'][:23])}…  "
+         f"revision {visible(plan['revision'] or '-')}"),
+        (f"decision: {visible(decision['outcome'].upper())} by {visible(decision['rule'])}: "
+         f"{visible(decision['reason'])}"),
     ]
     for rule in decision["rules"]:
-        lines.append(f"  - {rule['rule']}: {rule['outcome']} — {rule['reason']}")
+        lines.append(f"  - {visible(rule['rule'])}: {visible(rule['outcome'])} — "
+                     f"{visible(rule['reason'])}")
         if rule["outcome"] != "allowed" and rule.get("satisfy"):
-            lines.append(f"      to satisfy: {rule['satisfy']}")
+            lines.append(f"      to satisfy: {visible(rule['satisfy'])}")
     if lock is not None:
         lines.append(_lock_line(lock, len(hosts)))
     return "\n".join(lines)
@@ -96,15 +183,16 @@ def plan_text(plan: Mapping[str, Any], decision: Mapping[str, Any],
 def _lock_line(lock: Mapping[str, Any], hosts: int) -> str:
     if not lock["needed"]:
         return "lock:     none (read-only runs do not lock hosts)"
-    held = "; ".join(f"run {h['run_id']} of {h['actor']} holds {len(h['hosts'])} of them "
-                     f"since {h['acquired']}" for h in lock["held_by"])
+    held = "; ".join(f"run {visible(h['run_id'])} of {visible(h['actor'])} holds "
+                     f"{len(h['hosts'])} of them since {visible(h['acquired'])}"
+                     for h in lock["held_by"])
     return (f"lock:     takes {hosts} host(s); "
             + (f"BUSY: {held} (use --wait SECONDS)" if held else "all free now"))
 
 
 def result_line(result: Mapping[str, Any]) -> str:
     mark = STATUS_MARK.get(result["status"], result["status"])
-    line = f"  {mark:<11} {result['host']:<20} {result['task']}"
+    line = f"  {visible(mark):<11} {visible(result['host']):<20} {visible(result['task'])}"
     if result["status"] in {"failed", "unreachable", "ignored"} and result.get("msg"):
         line += f"\n{'':14}{_one_line(result['msg'])}"
     return line
@@ -112,7 +200,7 @@ def result_line(result: Mapping[str, Any]) -> str:
 
 def _one_line(text: str, limit: int = 300) -> str:
     flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    return visible(flat if len(flat) <= limit else flat[: limit - 1] + "…")
 
 
 def run_summary(run: Mapping[str, Any]) -> str:
@@ -131,9 +219,9 @@ def run_summary(run: Mapping[str, Any]) -> str:
     if run["plan"]["check_mode"]:
         diffs = [r for r in run["results"] if r.get("diff")]
         out.append(f"check mode: {len(diffs)} task(s) would change something"
-                   + "".join(f"\n  {r['host']}: {r['task']}" for r in diffs))
-    status = run["status"].upper()
-    out.append(f"run {run['run_id']}: {status} (exit {run['exit_status']})")
+                   + "".join(f"\n  {visible(r['host'])}: {visible(r['task'])}" for r in diffs))
+    status = visible(run["status"].upper())
+    out.append(f"run {visible(run['run_id'])}: {status} (exit {visible(run['exit_status'])})")
     return "\n".join(out)
 
 
@@ -143,26 +231,29 @@ def report_text(host: str, report: Any) -> str:
     if isinstance(report, Mapping) and report.get("kind") == "disk":
         return disk_text(host, report)
     if isinstance(report, Mapping) and report.get("kind") == "service":
-        return (f"{host} — service {report['service']} ({report['manager']}): {report['state']}"
-                f", pid {report['pid']}" + (f" (was {report['pid_before']})"
-                                             if report.get("operation") == "restart" else ""))
+        return (f"{visible(host)} — service {visible(report['service'])} "
+                f"({visible(report['manager'])}): {visible(report['state'])}"
+                f", pid {visible(report['pid'])}"
+                + (f" (was {visible(report['pid_before'])})"
+                   if report.get("operation") == "restart" else ""))
     if isinstance(report, Mapping):
-        body = "\n".join(f"  {k}: {json.dumps(v) if not isinstance(v, str) else v}"
+        body = "\n".join(f"  {visible(k)}: {json.dumps(v) if not isinstance(v, str) else visible(v)}"
                          for k, v in report.items() if k != "kind")
-        return f"{host} — {report.get('kind', 'report')}\n{body}"
-    return f"{host}: {report}"
+        return f"{visible(host)} — {visible(report.get('kind', 'report'))}\n{body}"
+    return f"{visible(host)}: {visible(report)}"
 
 
 def health_text(host: str, rep: Mapping[str, Any]) -> str:
     mem = rep.get("memory", {})
     load = rep.get("load", [0, 0, 0])
     lines = [(
-        f"{host} ({rep.get('hostname', '?')}) — up {duration(rep.get('uptime_seconds', 0))}, "
-        f"load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {rep.get('cpus', '?')} CPU(s), "
+        f"{visible(host)} ({visible(rep.get('hostname', '?'))}) — "
+        f"up {duration(rep.get('uptime_seconds', 0))}, "
+        f"load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {visible(rep.get('cpus', '?'))} CPU(s), "
         f"memory {mem.get('used_percent', 0):.0f}% used of {size(mem.get('total_kib', 0))}"
     )]
     lines.extend(mount_lines(rep.get("mounts", [])))
-    lines.extend(f"  PROBLEM: {p}" for p in rep.get("problems", []))
+    lines.extend(f"  PROBLEM: {visible(p)}" for p in rep.get("problems", []))
     return "\n".join(lines)
 
 
@@ -170,18 +261,18 @@ def mount_lines(mounts: Iterable[Mapping[str, Any]]) -> list[str]:
     lines = []
     for m in mounts:
         inodes = m.get("inodes_used_percent")
-        lines.append(f"  disk {m['mount']:<24} {m['used_percent']:>5.1f}% of {size(m['size_kib']):>7}"
-                     f"  ({size(m['avail_kib'])} free"
+        lines.append(f"  disk {visible(m['mount']):<24} {m['used_percent']:>5.1f}% "
+                     f"of {size(m['size_kib']):>7}  ({size(m['avail_kib'])} free"
                      + (f", inodes {inodes:.0f}%)" if inodes is not None else ")"))
     return lines
 
 
 def disk_text(host: str, rep: Mapping[str, Any]) -> str:
-    lines = [f"{host} — disk use", *mount_lines(rep.get("mounts", [])),
-             f"  largest under {rep.get('path')}:"]
-    lines.extend(f"    {size(e['kib']):>7}  {e['path']}" for e in rep.get("largest", []))
+    lines = [f"{visible(host)} — disk use", *mount_lines(rep.get("mounts", [])),
+             f"  largest under {visible(rep.get('path'))}:"]
+    lines.extend(f"    {size(e['kib']):>7}  {visible(e['path'])}" for e in rep.get("largest", []))
     if int(rep.get("unreadable") or 0):
-        lines.append(f"  ({rep['unreadable']} entries could not be read)")
+        lines.append(f"  ({visible(rep['unreadable'])} entries could not be read)")
     return "\n".join(lines)
 
 
@@ -208,20 +299,22 @@ def duration(seconds: float) -> str:
 
 def audit_record(rec: Mapping[str, Any]) -> str:
     data = rec.get("data", {})
-    head = f"{rec['seq']:>6} {rec['ts'][:19]}Z {rec['run_id']} {rec['type']:<15} " \
-           f"{rec['actor']}@{rec['env']} {rec['action']}"
+    head = f"{visible(rec['seq']):>6} {visible(rec['ts'][:19])}Z {visible(rec['run_id'])} " \
+           f"{visible(rec['type']):<15} {visible(rec['actor'])}@{visible(rec['env'])} " \
+           f"{visible(rec['action'])}"
     detail = ""
     if rec["type"] == "task.result":
-        detail = f" {data.get('host')} {data.get('status')}: {data.get('task')}"
+        detail = f" {visible(data.get('host'))} {visible(data.get('status'))}: " \
+                 f"{visible(data.get('task'))}"
     elif rec["type"] == "run.decision":
         dec = data.get("decision", {})
-        detail = f" {dec.get('outcome')} ({dec.get('rule')}); approval: " \
-                 f"{data.get('approval', {}).get('method')}"
+        detail = f" {visible(dec.get('outcome'))} ({visible(dec.get('rule'))}); approval: " \
+                 f"{visible(data.get('approval', {}).get('method'))}"
     elif rec["type"] in {"run.finished", "run.interrupted"}:
-        detail = f" {data.get('status') or data.get('reason')}"
+        detail = f" {visible(data.get('status') or data.get('reason'))}"
     elif rec["type"].startswith(("grant.", "approval.", "halt.")):
         keys = ("grant_id", "id", "key_id", "request_id", "scope", "use", "reason")
-        detail = " " + " ".join(f"{k}={data[k]}" for k in keys if data.get(k) is not None)
+        detail = " " + " ".join(f"{k}={visible(data[k])}" for k in keys if data.get(k) is not None)
     elif rec["type"] == "run.requested":
         detail = f" hosts={len(data.get('plan', {}).get('hosts', []))} " \
                  f"params={json.dumps(data.get('plan', {}).get('params', {}))}"
@@ -229,56 +322,62 @@ def audit_record(rec: Mapping[str, Any]) -> str:
 
 
 def error_text(error: AutoopsError) -> str:
-    return f"error[{error.code}]: {error.message}\n  remedy: {error.remedy}"
+    """The code and message on one line, the remedy on the next (each one line, always)."""
+    return (f"error[{visible(error.code)}]: {visible(error.message)}\n"
+            f"  remedy: {visible(error.remedy)}")
 
 
 def secrets_init(doc: dict[str, Any]) -> str:
     key = "created" if doc["key_created"] else "uses"
     made = "created" if doc["file_created"] else "kept"
-    return (f"{doc['env']}: {key} age key {doc['key']}\n"
-            f"  recipient {doc['recipient']} ({doc['fingerprint']})\n"
-            f"  sops-rules.yaml rule: inventories/{doc['env']}/**/*.sops.*\n"
-            f"  {made} {doc['file']}; edit it with `autoops secrets edit --env {doc['env']}`")
+    env = visible(doc["env"])
+    return (f"{env}: {key} age key {visible(doc['key'])}\n"
+            f"  recipient {visible(doc['recipient'])} ({visible(doc['fingerprint'])})\n"
+            f"  sops-rules.yaml rule: inventories/{env}/**/*.sops.*\n"
+            f"  {made} {visible(doc['file'])}; edit it with `autoops secrets edit --env {env}`")
 
 
 def secrets_rotate(doc: dict[str, Any]) -> str:
-    lines = [f"{doc['env']}: new data key for {len(doc['files'])} file(s)"]
+    lines = [f"{visible(doc['env'])}: new data key for {len(doc['files'])} file(s)"]
     if doc["rekeyed"]:
-        lines.append(f"  re-keyed {', '.join(doc['old_recipients'])} -> "
-                     f"{', '.join(doc['new_recipients'])}")
+        lines.append(f"  re-keyed {_names(doc['old_recipients'])} -> "
+                     f"{_names(doc['new_recipients'])}")
     if doc["retired_key"]:
-        lines.append(f"  old key moved to {doc['retired_key']}: destroy it once every copy "
-                     "of the new key is in place")
+        lines.append(f"  old key moved to {visible(doc['retired_key'])}: destroy it once every "
+                     "copy of the new key is in place")
     return "\n".join(lines)
 
 
 def grant_key(key: Mapping[str, Any]) -> str:
     made = "created" if key["created"] else "kept"
-    return (f"{key['env']}: {made} signing key {key['key_id']}\n"
-            f"  private: {key['private_key']} (0600; keep it off shared machines)\n"
-            f"  public:  {key['public_key']}" + (" (written: commit it)"
-                                                   if key["public_written"] else ""))
+    return (f"{visible(key['env'])}: {made} signing key {visible(key['key_id'])}\n"
+            f"  private: {visible(key['private_key'])} (0600; keep it off shared machines)\n"
+            f"  public:  {visible(key['public_key'])}" + (" (written: commit it)"
+                                                            if key["public_written"] else ""))
 
 
 def grant_text(grant: Mapping[str, Any]) -> str:
-    uses = "unlimited" if grant["uses"] is None else str(grant["uses"])
-    lines = [f"grant {grant['id']} for {grant['env']}"
-             + (f" — {grant['state'].upper()}" if "state" in grant else ""),
-             f"  actions:   {', '.join(grant['actions'])} (up to {grant['max_risk']})",
-             f"  hosts:     {grant['hosts'] or 'any host of ' + grant['env']}",
-             "  params:    " + (", ".join(f"{k} in {{{','.join(v)}}}"
+    uses = "unlimited" if grant["uses"] is None else visible(grant["uses"])
+    hosts = visible(grant["hosts"]) if grant["hosts"] else f"any host of {visible(grant['env'])}"
+    lines = [f"grant {visible(grant['id'])} for {visible(grant['env'])}"
+             + (f" — {visible(grant['state'].upper())}" if "state" in grant else ""),
+             f"  actions:   {_names(grant['actions'])} (up to {visible(grant['max_risk'])})",
+             f"  hosts:     {hosts}",
+             "  params:    " + (", ".join(f"{visible(k)} in {{{_names(v, ',')}}}"
                                           for k, v in grant["params"].items()) or "unconstrained"),
-             f"  valid:     {grant['issued']} to {grant['expires']}",
-             f"  uses:      {grant.get('used', 0)} of {uses}",
-             f"  issuer:    {grant['issuer']}" + ("   BREAK-GLASS" if grant["break_glass"] else ""),
-             f"  reason:    {grant['reason']}"]
+             f"  valid:     {visible(grant['issued'])} to {visible(grant['expires'])}",
+             f"  uses:      {visible(grant.get('used', 0))} of {uses}",
+             f"  issuer:    {visible(grant['issuer'])}"
+             + ("   BREAK-GLASS" if grant["break_glass"] else ""),
+             f"  reason:    {visible(grant['reason'])}"]
     if grant.get("revoked"):
-        lines.append(f"  revoked:   {grant['revoked']} by {grant['revoked_by']}: "
-                     f"{grant['revoke_reason']}")
+        lines.append(f"  revoked:   {visible(grant['revoked'])} by {visible(grant['revoked_by'])}: "
+                     f"{visible(grant['revoke_reason'])}")
     return "\n".join(lines)
 
 
 def grant_table(grants: Sequence[Mapping[str, Any]]) -> str:
+    # table() shows each cell through visible(): a cell is joined from raw values here.
     rows = [(g["id"], g["env"], g["state"], ",".join(g["actions"]), g["max_risk"], g["expires"],
              f"{g['used']}/{'-' if g['uses'] is None else g['uses']}",
              "yes" if g["break_glass"] else "") for g in grants]
@@ -296,41 +395,43 @@ def approval_table(requests: Sequence[Mapping[str, Any]]) -> str:
 def approval_text(request: Mapping[str, Any]) -> str:
     plan = request["plan"]
     params = _params(plan["params"])
-    head = f"{request['id']}: {request['state'].upper()} by {request['decided_by']}"
+    head = (f"{visible(request['id'])}: {visible(request['state'].upper())} "
+            f"by {visible(request['decided_by'])}")
     if request.get("reason"):
-        head += f": {request['reason']}"
-    return (f"{head}\n  {plan['action']} ({plan['risk']}) in {plan['env']} on "
-            f"{len(plan['hosts'])} host(s): {', '.join(plan['hosts'][:10])}\n"
-            f"  params: {params}\n  requested by {request['requester']}; plan "
-            f"{request['plan_digest'][:23]}…; expires {request['expires']}")
+        head += f": {visible(request['reason'])}"
+    return (f"{head}\n  {visible(plan['action'])} ({visible(plan['risk'])}) in "
+            f"{visible(plan['env'])} on {len(plan['hosts'])} host(s): {_names(plan['hosts'][:10])}\n"
+            f"  params: {params}\n  requested by {visible(request['requester'])}; plan "
+            f"{visible(request['plan_digest'][:23])}…; expires {visible(request['expires'])}")
+
+
+def _halt_line(halt: Mapping[str, Any], everything: str) -> str:
+    scope = everything if halt["scope"] == "*" else visible(halt["scope"])
+    return (f"{scope} by {visible(halt['actor'])} since {visible(halt['since'])}: "
+            f"{visible(halt['reason'])}")
 
 
 def halt_text(doc: Mapping[str, Any]) -> str:
-    halt = doc["halt"]
-    scope = "every environment" if halt["scope"] == "*" else halt["scope"]
     lines = [("HALTED " if doc["engaged"] else "already halted: ")
-             + f"{scope} by {halt['actor']} since {halt['since']}: {halt['reason']}"]
+             + _halt_line(doc["halt"], "every environment")]
     if doc["runs_stopped"]:
-        lines.append(f"  stopped: {', '.join(doc['runs_stopped'])}")
+        lines.append(f"  stopped: {_names(doc['runs_stopped'])}")
     if doc["runs_still_running"]:
         lines.append(f"  still running (waiting at a prompt or for a lock?): "
-                     f"{', '.join(doc['runs_still_running'])}")
+                     f"{_names(doc['runs_still_running'])}")
     return "\n".join(lines)
 
 
 def resume_text(doc: Mapping[str, Any]) -> str:
     lifted = doc["lifted"]
-    return (f"lifted the halt of {lifted['scope']} (engaged by {lifted['actor']}: "
-            f"{lifted['reason']})" + "".join(f"\nstill in force: {h['scope']} by {h['actor']}: "
-                                             f"{h['reason']}" for h in doc["still_in_force"]))
+    return (f"lifted the halt of {visible(lifted['scope'])} (engaged by {visible(lifted['actor'])}: "
+            f"{visible(lifted['reason'])})"
+            + "".join(f"\nstill in force: {visible(h['scope'])} by {visible(h['actor'])}: "
+                      f"{visible(h['reason'])}" for h in doc["still_in_force"]))
 
 
 def status_text(doc: Mapping[str, Any]) -> str:
-    lines = []
-    for halt in doc["halts"]:
-        scope = "ALL ENVIRONMENTS" if halt["scope"] == "*" else halt["scope"]
-        lines.append(f"HALTED: {scope} by {halt['actor']} since {halt['since']}: "
-                     f"{halt['reason']}")
+    lines = [f"HALTED: {_halt_line(halt, 'ALL ENVIRONMENTS')}" for halt in doc["halts"]]
     if not doc["halts"]:
         lines.append("no emergency stop in force")
     runs = [(r["run_id"], r["env"], r["action"], r["actor"], str(r["pid"]), r["started"][:19])
@@ -341,7 +442,7 @@ def status_text(doc: Mapping[str, Any]) -> str:
     if held:
         lines.append(table(held, ("ENV", "LOCKED HOST", "RUN", "ACTOR")))
     if doc["approvals_pending"]:
-        lines.append(f"approval requests pending: {', '.join(doc['approvals_pending'])}")
+        lines.append(f"approval requests pending: {_names(doc['approvals_pending'])}")
     return "\n".join(lines)
 
 
@@ -351,22 +452,29 @@ def policy_text(envs: Mapping[str, Mapping[str, Any]]) -> str:
         origins = env["origins"]
 
         def src(key: str, origins: Mapping[str, str] = origins) -> str:
-            return f"  ({origins[key]})" if origins.get(key, "environment") != "environment" else ""
+            return (f"  ({visible(origins[key])})"
+                    if origins.get(key, "environment") != "environment" else "")
+
+        def value(key: str, env: Mapping[str, Any] = env) -> str:
+            return visible(env[key]) + src(key)
         win = env["windows"]
-        out += [f"{name}: {env['description']}",
-                f"  unattended up to:     {env['unattended_max_risk']}{src('unattended_max_risk')}",
-                f"  confirmation up to:   {env['confirm_max_risk']}{src('confirm_max_risk')}",
-                f"  second person from:   {env['two_person_min_risk']}{src('two_person_min_risk')}",
-                f"  approvals expire in:  {env['approval_expires_in']}{src('approval_expires_in')}"]
+        out += [f"{visible(name)}: {visible(env['description'])}",
+                f"  unattended up to:     {value('unattended_max_risk')}",
+                f"  confirmation up to:   {value('confirm_max_risk')}",
+                f"  second person from:   {value('two_person_min_risk')}",
+                f"  approvals expire in:  {value('approval_expires_in')}"]
         if win["above"] is None:
             out.append(f"  change windows:       none{src('windows')}")
         else:
-            out.append(f"  change windows:       above {win['above']}, {win['timezone']}")
-            out.extend(f"    {','.join(w['days'])} {w['start']}-{w['end']}" for w in win["weekly"])
-        out.extend(f"  freeze: {f['start']} to {f['end']} above {f['above']}: {f['reason']}"
-                   for f in win["freezes"])
+            out.append(f"  change windows:       above {visible(win['above'])}, "
+                       f"{visible(win['timezone'])}")
+            out.extend(f"    {_names(w['days'], ',')} {visible(w['start'])}-{visible(w['end'])}"
+                       for w in win["weekly"])
+        out.extend(f"  freeze: {visible(f['start'])} to {visible(f['end'])} above "
+                   f"{visible(f['above'])}: {visible(f['reason'])}" for f in win["freezes"])
         ttl = env["grants"]["max_expires_in"]
-        out.append("  grant lifetime ceilings: " + ", ".join(f"{k} {v}" for k, v in ttl.items())
-                   + f"; break-glass {env['grants']['break_glass_max_expires_in']}"
+        out.append("  grant lifetime ceilings: "
+                   + ", ".join(f"{visible(k)} {visible(v)}" for k, v in ttl.items())
+                   + f"; break-glass {visible(env['grants']['break_glass_max_expires_in'])}"
                    + src("grants"))
     return "\n".join(out)

@@ -1,30 +1,49 @@
 """Execution through ansible-runner: the only module that imports ansible_runner.
 
-Every run gets a fresh private data dir (0700) under the state directory that is
-removed afterwards, ``suppress_env_files`` and no stdout artifact, and parameters
-in an extra-vars file whose strings are tagged ``!unsafe`` so Ansible never templates
-them. Events are normalised into :class:`HostResult` and handed to the caller; no
-event is written to disk by runner (the handler returns False).
+A run executes in a **worker**: a child process (``python -I -m autoops.runner``) started
+with an environment built from the allowlist (see :mod:`autoops.settings`), so
+ansible-runner — which copies its whole process environment into ansible-playbook's —
+has nothing inherited to copy. The worker
+
+- dies with autoops: a parent-death signal (``PR_SET_PDEATHSIG``) and a broken pipe both
+  cancel the run, and it is the child subreaper of everything below it, so ansible's
+  ``setsid()`` workers are found and killed when the run ends, whatever the ending;
+- carries the run's mark (``AUTOOPS_RUN_ID``) in its environment, inherited by every
+  process of the run, so that if autoops and the worker are both killed the next
+  autoops command still finds and kills what is left (``procs.marked``);
+- gets a fresh private data dir (0700) under the state directory, removed afterwards,
+  with ``suppress_env_files`` and no stdout artifact, and parameters in an extra-vars
+  file whose strings are tagged ``!unsafe`` so Ansible never templates them;
+- receives an inline age key over its stdin pipe and gives it to sops as a memfd path,
+  never as an environment value or a file on disk.
+
+Events are normalised into :class:`HostResult` in the worker and sent to autoops as JSON
+lines on a pipe; no event is written to disk (the handler returns False).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
+import select
+import shlex
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-import ansible_runner
 import yaml
 
 from autoops.errors import RunnerError
-from autoops.procs import descendants, kill_leftovers
+from autoops.procs import RUN_MARK, descendants, kill_leftovers, process_start_time
 
 HOST_EVENTS = {
     "runner_on_ok": "ok",
@@ -49,9 +68,11 @@ class RunSpec:
     extravars: Mapping[str, Any]
     check_mode: bool
     runs_dir: Path
-    bin_dir: Path
-    search_path: str
-    environ: Mapping[str, str] = field(default_factory=dict)  # e.g. where the age key is
+    python: Path  # the interpreter the worker runs on (autoops' own)
+    # The worker's whole environment, built from the allowlist (Settings.child_environ)
+    # plus what the run needs (e.g. the age key file's path). Nothing else is inherited.
+    environ: Mapping[str, str] = field(default_factory=dict)
+    age_key: str | None = field(default=None, repr=False)  # an inline key: pipe, then memfd
 
 
 @dataclass(frozen=True)
@@ -88,6 +109,7 @@ class RunOutcome:
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     killed: list[int] = field(default_factory=list)
+    final: bool = False  # the worker reported how the run ended
 
 
 class _Unsafe(str):
@@ -151,40 +173,230 @@ def normalise(event: Mapping[str, Any]) -> HostResult | None:
     )
 
 
+_PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
+_POLL = 0.25  # how often the parent looks at its cancel callback while events flow
+_STOP_GRACE = 15.0  # seconds a cancelled worker gets to stop ansible-playbook and clean up
 
 
-def become_subreaper() -> bool:
-    """Adopt orphaned descendants (ansible workers call setsid() and outlive a cancel)."""
+def _prctl(option: int, value: int) -> bool:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        return int(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
+        return int(libc.prctl(option, value, 0, 0, 0)) == 0
     except (OSError, AttributeError):
         return False
 
 
-def execute(spec: RunSpec, on_result: Callable[[HostResult], None],
-            cancel: Callable[[], bool] = lambda: False) -> RunOutcome:
-    """Run the playbook; ``on_result`` sees each host result as it happens.
+def become_subreaper() -> bool:
+    """Adopt orphaned descendants (ansible workers call setsid() and outlive a cancel)."""
+    return _prctl(_PR_SET_CHILD_SUBREAPER, 1)
 
-    ``on_result`` must not raise into ansible-runner (that orphans ansible-playbook):
-    a failing callback cancels the run and its exception is re-raised afterwards.
+
+def execute(spec: RunSpec, on_result: Callable[[HostResult], None],
+            cancel: Callable[[], bool] = lambda: False,
+            on_worker: Callable[[int, str], None] = lambda _pid, _start: None) -> RunOutcome:
+    """Run the playbook in a worker process; ``on_result`` sees each host result as it happens.
+
+    ``on_worker`` learns the worker's pid and start time as soon as it exists (the
+    engine records them, so a later autoops can kill it if this one is killed). If
+    ``on_result`` raises, the run is cancelled and the exception re-raised once
+    nothing of the run is left.
     """
     spec.runs_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     data_dir = Path(tempfile.mkdtemp(prefix=f"{spec.run_id}.", dir=spec.runs_dir))
+    become_subreaper()  # if the worker is killed, its orphans come to us
+    before = descendants(os.getpid())
     outcome = RunOutcome(status="failed", rc=-1)
     failure: list[BaseException] = []
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        tmp = data_dir / "tmp"
+        tmp.mkdir(mode=0o700)
+        worker = subprocess.Popen(
+            [str(spec.python), "-I", "-m", "autoops.runner", str(os.getpid())],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env={**spec.environ, **_hardening(spec, tmp), RUN_MARK: spec.run_id},
+            cwd=spec.project_dir, start_new_session=True, close_fds=True)
+        on_worker(worker.pid, process_start_time(worker.pid) or "")
+        assert worker.stdin is not None  # noqa: S101 - a PIPE
+        with contextlib.suppress(BrokenPipeError):
+            worker.stdin.write(json.dumps(_order(spec, data_dir)).encode())
+            worker.stdin.close()
+        _follow(worker, outcome, on_result, cancel, failure)
+        worker.wait()
+        if not outcome.final:
+            stderr = worker.stderr.read().decode(errors="replace") if worker.stderr else ""
+            raise RunnerError(f"the run's worker ended without a result (exit {worker.returncode}"
+                              f"): {_last_line(stderr)}")
+    finally:
+        if worker is not None and worker.poll() is None:  # autoops itself is unwinding
+            _stop(worker)
+        if worker is not None and worker.stderr is not None:
+            worker.stderr.close()
+        if worker is not None and worker.stdout is not None:
+            worker.stdout.close()
+        outcome.killed += kill_leftovers(before)  # orphans of a killed worker
+        shutil.rmtree(data_dir, ignore_errors=True)
+    if failure:
+        raise failure[0]
+    return outcome
+
+
+def _order(spec: RunSpec, data_dir: Path) -> dict[str, Any]:
+    """What the worker reads on stdin: the run, and an inline age key if there is one."""
+    return {"run_id": spec.run_id, "data_dir": str(data_dir),
+            "project_dir": str(spec.project_dir), "playbook": str(spec.playbook),
+            "inventory": str(spec.inventory), "limit": spec.limit,
+            "extravars": dict(spec.extravars), "check_mode": spec.check_mode,
+            "age_key": spec.age_key}
+
+
+def _follow(worker: subprocess.Popen[bytes], outcome: RunOutcome,
+            on_result: Callable[[HostResult], None], cancel: Callable[[], bool],
+            failure: list[BaseException]) -> None:
+    """Read the worker's messages until it closes its end; cancel it when asked to."""
+    assert worker.stdout is not None  # noqa: S101 - a PIPE
+    fd = worker.stdout.fileno()
+    buffer = b""
+    stopping = False
+    while True:
+        if not stopping and (failure or cancel()):
+            worker.send_signal(signal.SIGTERM)
+            stopping = True
+        ready, _, _ = select.select([fd], [], [], _POLL)
+        if not ready:
+            continue
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            try:
+                _apply(json.loads(line), outcome, on_result)
+            except Exception as exc:  # noqa: BLE001 - re-raised once the run has stopped
+                failure.append(exc)
+
+
+def _apply(message: Mapping[str, Any], outcome: RunOutcome,
+           on_result: Callable[[HostResult], None]) -> None:
+    kind = message.get("kind")
+    if kind == "result":
+        on_result(HostResult(**message["result"]))
+    elif kind == "stats":
+        outcome.stats = {str(h): {str(k): int(v) for k, v in c.items()}
+                         for h, c in message["stats"].items()}
+    elif kind == "error":
+        outcome.errors.append(str(message["text"]))
+    elif kind == "warning":
+        outcome.warnings.append(str(message["text"]))
+    elif kind == "outcome":
+        outcome.status, outcome.rc = str(message["status"]), int(message["rc"])
+        outcome.killed += [int(pid) for pid in message.get("killed", [])]
+        outcome.final = True
+
+
+def _stop(worker: subprocess.Popen[bytes]) -> None:
+    """Cancel the worker and give it time to stop ansible-playbook; then kill it."""
+    with contextlib.suppress(ProcessLookupError):
+        worker.send_signal(signal.SIGTERM)
+    try:
+        worker.wait(timeout=_STOP_GRACE)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait()
+
+
+def _hardening(spec: RunSpec, tmp: Path) -> dict[str, str]:
+    """What autoops sets for every run, over the allowlisted environment."""
+    return {
+        "ANSIBLE_CONFIG": str(spec.project_dir / "ansible.cfg"),
+        "ANSIBLE_LOCAL_TEMP": str(tmp),  # leftovers of a killed run stay in the data dir
+        # Modules on this machine (connection local) unpack their payload under TMPDIR:
+        # inside the run's private directory, removed with it, even after a kill.
+        "TMPDIR": str(tmp),
+        "ANSIBLE_KEEP_REMOTE_FILES": "0",  # would turn pipelining off and keep module args
+        "ANSIBLE_HOST_KEY_CHECKING": "True",  # an inventory may relax it per host
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_FORCE_COLOR": "0",
+    }
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1][:500] if lines else "no message"
+
+
+# -- the worker process -------------------------------------------------------------
+
+
+class _Channel:
+    """JSON lines to autoops; a closed pipe means autoops is gone, so the run stops."""
+
+    def __init__(self, stream: IO[bytes], stop: threading.Event) -> None:
+        self.stream, self.stop, self.lock = stream, stop, threading.Lock()
+
+    def send(self, message: Mapping[str, Any]) -> None:
+        line = json.dumps(message, default=str).encode() + b"\n"
+        with self.lock:
+            try:
+                self.stream.write(line)
+                self.stream.flush()
+            except (BrokenPipeError, OSError):
+                self.stop.set()
+
+
+def worker_main(argv: list[str]) -> int:
+    """Entry point of ``python -I -m autoops.runner PARENT_PID`` (see the module docstring)."""
+    parent = int(argv[0])
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # autoops died before the death signal was armed
+        return 1
     become_subreaper()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda _s, _f: stop.set())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # autoops decides what Ctrl-C means
+    order = json.loads(sys.stdin.buffer.read())
+    channel = _Channel(sys.stdout.buffer, stop)
     before = descendants(os.getpid())
-    finished = False
-    lock = threading.Lock()
+    status, rc, finished = "failed", -1, False
+    try:
+        status, rc = _run_playbook(order, channel, stop)
+        finished = status in {"successful", "failed"}
+    except Exception as exc:  # noqa: BLE001 - reported to autoops, which raises RunnerError
+        channel.send({"kind": "error", "text": f"ansible-runner failed: {exc}"[:2000]})
+    finally:
+        killed = kill_leftovers(before)  # nothing of the run outlives it, however it ended
+    if not finished and status not in {"canceled", "timeout"}:
+        status = "canceled" if stop.is_set() else "failed"
+    channel.send({"kind": "outcome", "status": status, "rc": rc, "killed": killed})
+    return 0
+
+
+def _run_playbook(order: Mapping[str, Any], channel: _Channel,
+                  stop: threading.Event) -> tuple[str, int]:
+    import ansible_runner  # noqa: PLC0415 - only the worker loads ansible-runner
+
+    data_dir = Path(order["data_dir"])
+    if order.get("age_key"):  # in memory only: sops opens it through /proc
+        fd = os.memfd_create("autoops-age-key")
+        os.write(fd, str(order["age_key"]).encode())
+        os.environ["SOPS_AGE_KEY_FILE"] = f"/proc/{os.getpid()}/fd/{fd}"
+    vars_file = data_dir / "autoops-extravars.yml"
+    fd = os.open(vars_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(unsafe_extravars_yaml(order["extravars"]))
+    # ansible-runner 2.4 ignores settings= unless env/settings exists (it resets them
+    # to {} when the file is missing), so they go in the file: no secrets in it.
+    (data_dir / "env").mkdir(mode=0o700)
+    (data_dir / "env" / "settings").write_text(json.dumps(RUNNER_SETTINGS))
+    # runner splits cmdline with shlex: quote the path (spaces, quotes, "-e @x" words).
+    cmdline = f"-e @{shlex.quote(str(vars_file))}" + (" --check --diff"
+                                                      if order["check_mode"] else "")
 
     def handle(event: dict[str, Any]) -> bool:
-        try:
-            _collect(event, outcome, on_result)
-        except Exception as exc:  # noqa: BLE001 - re-raised after the run has stopped
-            with lock:
-                failure.append(exc)
+        _collect(event, channel)
         return False  # never write events to disk
 
     def status_changed(status: str) -> None:
@@ -193,79 +405,46 @@ def execute(spec: RunSpec, on_result: Callable[[HostResult], None],
         if status == "running":
             (data_dir / "artifacts" / "run" / "command").unlink(missing_ok=True)
 
-    try:
-        vars_file = data_dir / "autoops-extravars.yml"
-        fd = os.open(vars_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(unsafe_extravars_yaml(spec.extravars))
-        # ansible-runner 2.4 ignores settings= unless env/settings exists (it resets them
-        # to {} when the file is missing), so they go in the file: no secrets in it.
-        (data_dir / "env").mkdir(mode=0o700)
-        (data_dir / "env" / "settings").write_text(json.dumps(RUNNER_SETTINGS))
-        cmdline = f"-e @{vars_file}" + (" --check --diff" if spec.check_mode else "")
-        try:
-            result = ansible_runner.run(
-                private_data_dir=str(data_dir),
-                project_dir=str(spec.project_dir),
-                host_cwd=str(spec.project_dir),
-                playbook=str(spec.playbook),
-                inventory=str(spec.inventory),
-                limit=spec.limit,
-                cmdline=cmdline,
-                ident="run",
-                envvars=_envvars(spec, data_dir),
-                suppress_env_files=True,
-                quiet=True,
-                event_handler=handle,
-                status_handler=lambda status, **_kw: status_changed(str(status.get("status"))),
-                cancel_callback=lambda: bool(failure) or cancel(),
-            )
-        except Exception as exc:
-            raise RunnerError(f"ansible-runner failed to run {spec.playbook.name}: {exc}") from exc
-        outcome.status = str(result.status)
-        outcome.rc = int(result.rc) if result.rc is not None else -1
-        finished = outcome.status in {"successful", "failed"}
-    finally:
-        if not finished:  # cancelled, timed out or crashed: nothing of the run may survive
-            outcome.killed = kill_leftovers(before)
-        shutil.rmtree(data_dir, ignore_errors=True)
-    if failure:
-        raise failure[0]
-    return outcome
+    result = ansible_runner.run(
+        private_data_dir=str(data_dir),
+        project_dir=order["project_dir"],
+        host_cwd=order["project_dir"],
+        playbook=order["playbook"],
+        inventory=order["inventory"],
+        limit=order["limit"],
+        cmdline=cmdline,
+        ident="run",
+        suppress_env_files=True,
+        quiet=True,
+        event_handler=handle,
+        status_handler=lambda status, **_kw: status_changed(str(status.get("status"))),
+        cancel_callback=stop.is_set,
+    )
+    return str(result.status), int(result.rc) if result.rc is not None else -1
 
 
-def _collect(event: Mapping[str, Any], outcome: RunOutcome,
-             on_result: Callable[[HostResult], None]) -> None:
+def _collect(event: Mapping[str, Any], channel: _Channel) -> None:
     kind = event.get("event")
     if kind == "playbook_on_stats":
         data = event.get("event_data", {})
+        stats: dict[str, dict[str, int]] = {}
         for counter in ("ok", "changed", "failures", "dark", "skipped", "rescued", "ignored"):
             for host, count in (data.get(counter) or {}).items():
-                outcome.stats.setdefault(host, {})[counter] = int(count)
+                stats.setdefault(host, {})[counter] = int(count)
+        channel.send({"kind": "stats", "stats": stats})
         return
     if kind in {"verbose", "error"}:
         text = str(event.get("stdout", "")).strip()
         if "ERROR!" in text or "[ERROR]" in text or text.startswith("ERROR"):
-            outcome.errors.append(text[:_MSG_LIMIT])
+            channel.send({"kind": "error", "text": text[:_MSG_LIMIT]})
         return
     if kind == "warning":
-        outcome.warnings.append(str(event.get("stdout", "")).strip()[:_MSG_LIMIT])
+        channel.send({"kind": "warning", "text": str(event.get("stdout", "")).strip()[:_MSG_LIMIT]})
         return
     result = normalise(event)
     if result is not None:
-        on_result(result)
+        channel.send({"kind": "result", "result": asdict(result)})
 
 
-def _envvars(spec: RunSpec, data_dir: Path) -> dict[str, str]:
-    local_tmp = data_dir / "tmp"
-    local_tmp.mkdir(mode=0o700)
-    return {
-        "ANSIBLE_CONFIG": str(spec.project_dir / "ansible.cfg"),
-        "PATH": f"{spec.bin_dir}{os.pathsep}{spec.search_path}",
-        "ANSIBLE_LOCAL_TEMP": str(local_tmp),  # leftovers of a killed run stay in data_dir
-        "ANSIBLE_KEEP_REMOTE_FILES": "0",  # would turn pipelining off and keep module args
-        "ANSIBLE_HOST_KEY_CHECKING": "True",  # an inventory may relax it per host
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_FORCE_COLOR": "0",
-        **spec.environ,
-    }
+if __name__ == "__main__":
+    sys.exit(worker_main(sys.argv[1:]))

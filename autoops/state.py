@@ -89,6 +89,44 @@ CREATE TABLE IF NOT EXISTS audit_anchor (
 );
 """
 
+# Schema changes after the first wave, applied in order (PRAGMA user_version counts them).
+_MIGRATIONS = (
+    # 1: the first wave's tables (a database made before versioning already has them)
+    _SCHEMA,
+    # 2: a run's worker process, so that a later autoops can kill it if this one is
+    #    killed; halts may be engaged against one actor (the agent they are meant to stop)
+    """
+    ALTER TABLE runs ADD COLUMN worker_pid INTEGER;
+    ALTER TABLE runs ADD COLUMN worker_start TEXT;
+    CREATE TABLE halts_v2 (
+        scope TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        since TEXT NOT NULL,
+        against TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (scope, against)
+    );
+    INSERT INTO halts_v2 (scope, reason, actor, since) SELECT scope, reason, actor, since FROM halts;
+    DROP TABLE halts;
+    ALTER TABLE halts_v2 RENAME TO halts;
+    """,
+    # 3: host locks keyed by the machine a host reaches (address:port, or "local"), so
+    #    that one machine cannot be changed from two environments at once
+    """
+    DROP TABLE host_locks;
+    CREATE TABLE host_locks (
+        address TEXT PRIMARY KEY,
+        env TEXT NOT NULL,
+        host TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        pid_start TEXT NOT NULL,
+        acquired TEXT NOT NULL
+    );
+    """,
+)
+
 
 def ensure_dir(path: Path) -> Path:
     """Create a private (0700) directory, refusing one that others can write."""
@@ -159,6 +197,7 @@ class HaltRow:
     reason: str
     actor: str
     since: str
+    against: str = ""  # the actor whose runs it stops (normalised); "" for everyone
 
 
 @dataclass(frozen=True)
@@ -172,6 +211,8 @@ class RunRow:
     started: str
     status: str
     data_dir: str | None
+    worker_pid: int | None = None  # the run's worker process (see runner.py) …
+    worker_start: str | None = None  # … and its start time, to tell it from a reused pid
 
 
 class StateDB:
@@ -191,7 +232,26 @@ class StateDB:
                     if attempt == 99:
                         raise
                     time.sleep(0.05)
-            db.executescript(_SCHEMA)
+            self._migrate(db)
+
+    @staticmethod
+    def _migrate(db: sqlite3.Connection) -> None:
+        """Bring the schema up to date, one migration per transaction, under a write lock."""
+        while True:
+            db.execute("BEGIN IMMEDIATE")
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            if version >= len(_MIGRATIONS):
+                db.execute("COMMIT")
+                return
+            try:
+                for statement in _MIGRATIONS[version].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {version + 1}")
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -211,17 +271,33 @@ class StateDB:
 
     def register_run(self, row: RunRow) -> None:
         with self._connect() as db:
-            db.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?)",
+            db.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                        (row.run_id, row.pid, row.pid_start, row.env, row.action, row.actor,
-                        row.started, row.status, row.data_dir))
+                        row.started, row.status, row.data_dir, row.worker_pid,
+                        row.worker_start))
+
+    def set_run_worker(self, run_id: str, pid: int, start: str) -> None:
+        """Record the run's worker process before it runs anything."""
+        with self._connect() as db:
+            db.execute("UPDATE runs SET worker_pid=?, worker_start=? WHERE run_id=?",
+                       (pid, start, run_id))
 
     def set_run_status(self, run_id: str, status: str) -> None:
         with self._connect() as db:
             db.execute("UPDATE runs SET status=? WHERE run_id=?", (status, run_id))
 
+    def run(self, run_id: str) -> RunRow | None:
+        with self._connect() as db:
+            row = db.execute("SELECT run_id, pid, pid_start, env, action, actor, started, "
+                             "status, data_dir, worker_pid, worker_start FROM runs "
+                             "WHERE run_id=?", (run_id,)).fetchone()
+        return RunRow(*row) if row else None
+
     def running(self) -> list[RunRow]:
         with self._connect() as db:
-            rows = db.execute("SELECT * FROM runs WHERE status='running'").fetchall()
+            rows = db.execute("SELECT run_id, pid, pid_start, env, action, actor, started, "
+                              "status, data_dir, worker_pid, worker_start FROM runs "
+                              "WHERE status='running'").fetchall()
         return [RunRow(*row) for row in rows]
 
     def cached_hosts(self, key: str) -> tuple[str, ...] | None:
@@ -250,29 +326,33 @@ class StateDB:
                        (seq, digest))
 
     def try_lock(self, env: str, hosts: Sequence[str], holder: LockHolder,
-                 alive: Callable[[int, str], bool]) -> tuple[list[LockHolder], list[LockHolder]]:
-        """Lock ``hosts`` for ``holder`` unless a live run holds any of them.
+                 alive: Callable[[LockHolder], bool],
+                 addresses: Sequence[str] | None = None,
+                 ) -> tuple[list[LockHolder], list[LockHolder]]:
+        """Lock ``hosts`` (by the machines they reach) for ``holder`` unless a live run holds any.
 
-        One IMMEDIATE transaction: two runs racing for the same hosts cannot both win.
-        Locks of processes that died are released first. Returns (live holders in the
-        way, stale holders released); the lock is taken only when the first is empty.
+        One IMMEDIATE transaction: two runs racing for the same machines cannot both
+        win, whichever environment they come from. Locks of runs that are gone are
+        released first. Returns (live holders in the way, stale holders released); the
+        lock is taken only when the first is empty.
         """
-        marks = ",".join("?" * len(hosts))
+        targets = dict(zip(addresses or hosts, hosts, strict=True))
+        marks = ",".join("?" * len(targets))
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
                 query = ("SELECT DISTINCT run_id, actor, pid, pid_start, acquired "  # noqa: S608
-                         f"FROM host_locks WHERE env=? AND host IN ({marks})")  # only '?'s
-                rows = db.execute(query, (env, *hosts)).fetchall()
+                         f"FROM host_locks WHERE address IN ({marks})")  # only '?'s
+                rows = db.execute(query, tuple(targets)).fetchall()
                 holders = [LockHolder(*row) for row in rows]
-                stale = [h for h in holders if not alive(h.pid, h.pid_start)]
+                stale = [h for h in holders if not alive(h)]
                 for gone in stale:
                     db.execute("DELETE FROM host_locks WHERE run_id=?", (gone.run_id,))
                 live = [h for h in holders if h not in stale]
                 if not live:
-                    db.executemany("INSERT INTO host_locks VALUES (?,?,?,?,?,?,?)", [
-                        (env, host, holder.run_id, holder.actor, holder.pid, holder.pid_start,
-                         holder.acquired) for host in hosts])
+                    db.executemany("INSERT INTO host_locks VALUES (?,?,?,?,?,?,?,?)", [
+                        (address, env, host, holder.run_id, holder.actor, holder.pid,
+                         holder.pid_start, holder.acquired) for address, host in targets.items()])
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -283,12 +363,12 @@ class StateDB:
         with self._connect() as db:
             db.execute("DELETE FROM host_locks WHERE run_id=?", (run_id,))
 
-    def locks(self) -> list[tuple[str, str, LockHolder]]:
-        """(env, host, holder) for every lock held."""
+    def locks(self) -> list[tuple[str, str, str, LockHolder]]:
+        """(env, host, address, holder) for every lock held."""
         with self._connect() as db:
-            rows = db.execute("SELECT env, host, run_id, actor, pid, pid_start, acquired "
-                              "FROM host_locks ORDER BY env, host").fetchall()
-        return [(row[0], row[1], LockHolder(*row[2:])) for row in rows]
+            rows = db.execute("SELECT env, host, address, run_id, actor, pid, pid_start, "
+                              "acquired FROM host_locks ORDER BY env, host").fetchall()
+        return [(row[0], row[1], row[2], LockHolder(*row[3:])) for row in rows]
 
     # -- grants -----------------------------------------------------------------------
 
@@ -375,20 +455,22 @@ class StateDB:
     # -- emergency stop ---------------------------------------------------------------
 
     def set_halt(self, row: HaltRow) -> bool:
-        """Engage a halt for a scope; False when one is already in force there (kept)."""
+        """Engage a halt for a scope (and target); False when one is already in force (kept)."""
         with self._connect() as db:
-            cur = db.execute("INSERT OR IGNORE INTO halts VALUES (?,?,?,?)",
-                             (row.scope, row.reason, row.actor, row.since))
+            cur = db.execute("INSERT OR IGNORE INTO halts VALUES (?,?,?,?,?)",
+                             (row.scope, row.reason, row.actor, row.since, row.against))
         return cur.rowcount == 1
 
-    def clear_halt(self, scope: str) -> HaltRow | None:
+    def clear_halt(self, scope: str, against: str = "") -> HaltRow | None:
         with self._connect() as db:
-            row = db.execute("DELETE FROM halts WHERE scope=? RETURNING *", (scope,)).fetchone()
+            row = db.execute("DELETE FROM halts WHERE scope=? AND against=? RETURNING *",
+                             (scope, against)).fetchone()
         return HaltRow(*row) if row else None
 
     def halts(self) -> list[HaltRow]:
         with self._connect() as db:
-            rows = db.execute("SELECT * FROM halts ORDER BY since").fetchall()
+            rows = db.execute("SELECT scope, reason, actor, since, against FROM halts "
+                              "ORDER BY since").fetchall()
         return [HaltRow(*row) for row in rows]
 
 

@@ -9,15 +9,23 @@ and one in the repeated hour opens at its first occurrence.
 
 from __future__ import annotations
 
+import functools
+import importlib.resources
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from autoops.risk import Risk
 
+# Zone data comes from these root-owned places, then the tzdata package, never from
+# PYTHONTZPATH (which zoneinfo honours): a fake "UTC" there would move every window.
+SYSTEM_TZPATH = ("/usr/share/zoneinfo", "/usr/lib/zoneinfo", "/usr/share/lib/zoneinfo",
+                 "/etc/zoneinfo")
+_ZONE_KEY = re.compile(r"[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 HORIZON_DAYS = 400
 _HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
@@ -62,7 +70,7 @@ class Schedule:
 
     @property
     def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
+        return zone(self.timezone)
 
     def to_dict(self) -> dict[str, Any]:
         return {"timezone": self.timezone, "above": self.above.name if self.above else None,
@@ -83,9 +91,27 @@ def _time(text: Any, where: str, *, end: bool) -> time:
     return time(int(match.group(1)), int(match.group(2)))
 
 
+@functools.lru_cache(maxsize=64)
+def zone(key: str) -> ZoneInfo:
+    """The time zone ``key`` from the system's zone files (or tzdata), at fixed paths."""
+    if not _ZONE_KEY.fullmatch(key):
+        raise ZoneInfoNotFoundError(f"not a time zone name: {key!r}")
+    for base in SYSTEM_TZPATH:
+        path = Path(base, *key.split("/"))
+        if path.is_file():
+            with path.open("rb") as fh:
+                return ZoneInfo.from_file(fh, key=key)
+    try:
+        data = importlib.resources.files("tzdata.zoneinfo").joinpath(*key.split("/"))
+        with data.open("rb") as fh:
+            return ZoneInfo.from_file(fh, key=key)
+    except (ModuleNotFoundError, FileNotFoundError, IsADirectoryError, ValueError):
+        raise ZoneInfoNotFoundError(f"no time zone {key!r}") from None
+
+
 def _zone(name: Any) -> ZoneInfo:
     try:
-        return ZoneInfo(str(name))
+        return zone(str(name))
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(f"windows.timezone: unknown timezone {name!r}") from None
 
@@ -123,7 +149,7 @@ def parse_schedule(windows: Mapping[str, Any] | None,
     above: Risk | None = None
     weekly: tuple[Weekly, ...] = ()
     if windows:
-        zone = _zone(windows.get("timezone"))
+        _zone(windows.get("timezone"))  # a clear error for an unknown zone
         timezone = str(windows.get("timezone"))
         try:
             above = Risk.parse(str(windows.get("above")))
@@ -133,12 +159,12 @@ def parse_schedule(windows: Mapping[str, Any] | None,
         if not items:
             raise ValueError("windows.weekly: at least one window is needed")
         weekly = tuple(_weekly(w, f"windows.weekly[{i}]") for i, w in enumerate(items))
-    zone = ZoneInfo(timezone)
+    tz = zone(timezone)
     parsed = []
     for i, spec in enumerate(freezes or []):
         where = f"freezes[{i}]"
-        start = _instant(spec.get("start"), zone, f"{where}.start")
-        end = _instant(spec.get("end"), zone, f"{where}.end")
+        start = _instant(spec.get("start"), tz, f"{where}.start")
+        end = _instant(spec.get("end"), tz, f"{where}.end")
         if end <= start:
             raise ValueError(f"{where}: end is not after start")
         reason = str(spec.get("reason") or "").strip()

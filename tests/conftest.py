@@ -208,8 +208,15 @@ class _Stdin(io.StringIO):
         return self._tty
 
 
+class _Terminal(io.StringIO):
+    """A stand-in for stderr on a terminal (the confirmation prompt needs one)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
 def run_cli(settings: Settings, *argv: str, stdin: str = "", tty: bool = False) -> CliResult:
-    out, err = io.StringIO(), io.StringIO()
+    out, err = io.StringIO(), _Terminal() if tty else io.StringIO()
     status = program(list(argv), out, err, _Stdin(stdin, tty), settings=settings)
     return CliResult(status, out.getvalue(), err.getvalue())
 

@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import fcntl
 import os
+import pty
 import subprocess
+import termios
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -62,3 +66,44 @@ def git(*args: str, cwd: Path) -> str:
            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid"}
     return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True,
                           text=True).stdout.strip()
+
+
+class Terminal:
+    """A process whose stdin and stderr are a pty that is its controlling terminal.
+
+    That is what a person at a terminal gives autoops (the prompt goes to stderr and
+    autoops is the terminal's foreground process group); stdout stays a pipe.
+    """
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self.master, slave = pty.openpty()
+
+        def controlling_terminal() -> None:  # runs in the child, after setsid()
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+        self.proc = subprocess.Popen(argv, stdin=slave, stdout=subprocess.PIPE, stderr=slave,
+                                     text=True, env=env, start_new_session=True,
+                                     preexec_fn=controlling_terminal)  # noqa: PLW1509 - test only
+        os.close(slave)
+        self.seen = bytearray()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.master, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            self.seen.extend(chunk)
+
+    def type(self, text: str) -> None:
+        os.write(self.master, text.encode())
+
+    def finish(self, timeout: float = 300) -> tuple[int, str]:
+        out, _ = self.proc.communicate(timeout=timeout)
+        self._reader.join(10)
+        os.close(self.master)
+        return self.proc.returncode, out + self.seen.decode(errors="replace")

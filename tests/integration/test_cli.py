@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import pty
 import signal
 import subprocess
 import time
@@ -15,7 +13,7 @@ import pytest
 from autoops.settings import Settings
 from autoops.status import ExitStatus
 from tests.conftest import VENV_BIN, cli_env, localise, run_script
-from tests.integration.conftest import kill_matching, records, set_vars, wait_for
+from tests.integration.conftest import Terminal, kill_matching, records, set_vars, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -126,15 +124,9 @@ def test_vm_safe_runs_one_host(settings: Settings) -> None:
 # -- a human at a terminal ---------------------------------------------------------------
 
 def _run_on_terminal(settings: Settings, argv: list[str], typed: str) -> tuple[int, str]:
-    master, slave = pty.openpty()
-    proc = subprocess.Popen([str(VENV_BIN / "autoops"), *argv], stdin=slave,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=cli_env(settings))
-    os.close(slave)
-    os.write(master, typed.encode())
-    out, err = proc.communicate(timeout=300)
-    os.close(master)
-    return proc.returncode, out + err
+    terminal = Terminal([str(VENV_BIN / "autoops"), *argv], cli_env(settings))
+    terminal.type(typed)
+    return terminal.finish()
 
 
 @pytest.mark.parametrize(("typed", "status"), [("production\n", 0), ("prod\n", 4),
@@ -158,19 +150,14 @@ def test_typed_confirmation_on_a_terminal(settings: Settings, project: Path, tmp
 
 def test_ctrl_c_at_the_prompt_leaves_and_is_audited(settings: Settings, project: Path) -> None:
     localise(project, "production")
-    master, slave = pty.openpty()
-    proc = subprocess.Popen([str(VENV_BIN / "autoops"), "run", "backup", "--env", "production"],
-                            stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=cli_env(settings))
-    os.close(slave)
+    terminal = Terminal([str(VENV_BIN / "autoops"), "run", "backup", "--env", "production"],
+                        cli_env(settings))
+    proc = terminal.proc
     try:
-        wait_for(lambda: any(r["type"] == "run.requested" for r in records(settings)), 60,
-                 "run.requested")
-        time.sleep(0.5)
+        wait_for(lambda: b"Type the environment name" in terminal.seen, 60, "the prompt")
         proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=30)
     finally:
-        os.close(master)
+        terminal.finish(timeout=30)
     assert proc.returncode == ExitStatus.INTERRUPTED
     assert [r["type"] for r in records(settings)] == ["run.requested", "run.interrupted"]
 

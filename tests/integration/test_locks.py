@@ -39,7 +39,7 @@ def holding(settings: Settings) -> Iterator[subprocess.Popen[str]]:
 
 def test_a_second_changing_run_on_the_same_hosts_is_refused(
         settings: Settings, holding: subprocess.Popen[str]) -> None:
-    holder = StateDB(settings.db_path).locks()[0][2]
+    holder = StateDB(settings.db_path).locks()[0][3]
     second = run_script(settings, "run", "test-hold", "--env", "local", "-p", "seconds=1")
     assert second.returncode == ExitStatus.BUSY, second.stderr
     assert "AUTOOPS-LOCKED" in second.stderr
@@ -53,7 +53,7 @@ def test_a_second_changing_run_on_the_same_hosts_is_refused(
 
 def test_plan_shows_who_holds_the_hosts(settings: Settings,
                                        holding: subprocess.Popen[str]) -> None:
-    holder = StateDB(settings.db_path).locks()[0][2]
+    holder = StateDB(settings.db_path).locks()[0][3]
     busy = run_script(settings, "plan", "test-hold", "--env", "local", "-p", "seconds=1")
     assert f"BUSY: run {holder.run_id} of alice holds 1 of them" in busy.stdout
     doc = json.loads(run_script(settings, "plan", "test-hold", "--env", "local", "--json").stdout)
@@ -89,7 +89,7 @@ def test_a_lock_left_by_a_dead_process_is_released_and_audited(settings: Setting
     db = StateDB(settings.db_path)
     live, _ = db.try_lock("local", ["localhost"], LockHolder(
         run_id="20261122T000000Z-deadbeef", actor="mallory", pid=gone.pid, pid_start="1",
-        acquired="2026-11-22T00:00:00+00:00"), lambda _p, _s: True)
+        acquired="2026-11-22T00:00:00+00:00"), lambda _holder: True, addresses=["local"])
     assert live == []
     result = run_script(settings, "run", "test-hold", "--env", "local", "-p", "seconds=1")
     assert result.returncode == ExitStatus.OK, result.stderr

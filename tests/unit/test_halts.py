@@ -67,9 +67,9 @@ def test_the_watcher_polls_at_most_every_interval_and_remembers(halts: Halts) ->
     reads: list[str] = []
     original = halts.for_env
 
-    def counting(env: str) -> object:
+    def counting(env: str, actor: str | None = None) -> object:
         reads.append(env)
-        return original(env)
+        return original(env, actor)
 
     halts.for_env = counting  # type: ignore[method-assign,assignment]
     poll = halts.watcher("staging", monotonic=lambda: now[0])

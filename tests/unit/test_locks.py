@@ -42,7 +42,7 @@ def dead() -> set[int]:
 @pytest.fixture
 def locks(db: StateDB, dead: set[int]) -> Locks:
     clock = Clock()
-    return Locks(db, alive=lambda pid, _start: pid not in dead, sleep=clock.sleep,
+    return Locks(db, alive=lambda holder: holder.pid not in dead, sleep=clock.sleep,
                  monotonic=clock.monotonic)
 
 
@@ -62,17 +62,27 @@ def test_overlapping_hosts_in_one_environment_conflict(locks: Locks, db: StateDB
     assert caught.value.status is ExitStatus.BUSY
     assert "run a of actor-a" in caught.value.message
     assert caught.value.details["holders"][0]["run_id"] == "a"
-    assert {h for _env, h, who in db.locks() if who.run_id == "b"} == set()
+    assert {h for _env, h, _a, who in db.locks() if who.run_id == "b"} == set()
     locks.acquire("staging", ["db1"], holder("c"))
-    locks.acquire("production", ["web1"], holder("d"))
+    locks.acquire("production", ["web1"], holder("d"), addresses=["10.1.0.1:22"])
     assert len(db.locks()) == 4
+
+
+def test_one_machine_is_one_lock_whatever_the_environment(locks: Locks) -> None:
+    """A host is locked by the machine it reaches, so two environments cannot share it."""
+    locks.acquire("staging", ["web1"], holder("a"), addresses=["192.0.2.11:22"])
+    with pytest.raises(LockedError) as caught:
+        locks.acquire("production", ["app9"], holder("b"), addresses=["192.0.2.11:22"])
+    assert caught.value.details["holders"][0]["run_id"] == "a"
+    assert [hosts for _h, hosts in locks.holders(
+        "production", ["app9"], ["192.0.2.11:22"])] == [["web1 (staging)"]]
 
 
 def test_release_frees_the_hosts(locks: Locks, db: StateDB) -> None:
     locks.acquire("staging", ["web1"], holder("a"))
     locks.release("a")
     locks.acquire("staging", ["web1"], holder("b"))
-    assert [who.run_id for _e, _h, who in db.locks()] == ["b"]
+    assert [who.run_id for _e, _h, _a, who in db.locks()] == ["b"]
 
 
 def test_a_dead_holders_lock_is_released_and_reported(locks: Locks, dead: set[int]) -> None:
@@ -97,7 +107,7 @@ def test_waiting_succeeds_once_the_holder_finishes(db: StateDB) -> None:
         clock.sleep(seconds)
         db.unlock("a")
 
-    locks = Locks(db, alive=lambda _p, _s: True, monotonic=clock.monotonic,
+    locks = Locks(db, alive=lambda _holder: True, monotonic=clock.monotonic,
                   sleep=holder_finishes)
     locks.acquire("staging", ["web1"], holder("a"))
     locks.acquire("staging", ["web1"], holder("b"), wait=30)
@@ -107,7 +117,7 @@ def test_waiting_succeeds_once_the_holder_finishes(db: StateDB) -> None:
 def test_holders_are_the_live_runs_on_the_asked_hosts(locks: Locks, dead: set[int]) -> None:
     locks.acquire("staging", ["web1", "web2"], holder("a", pid=1))
     locks.acquire("staging", ["db1"], holder("b", pid=2))
-    locks.acquire("production", ["web1"], holder("c", pid=3))
+    locks.acquire("production", ["web1"], holder("c", pid=3), addresses=["10.1.0.1:22"])
     found = {h.run_id: hosts for h, hosts in locks.holders("staging", ["web2", "web1", "db9"])}
     assert found == {"a": ["web1", "web2"]}
     dead.add(1)
