@@ -462,6 +462,12 @@ def policy_text(envs: Mapping[str, Mapping[str, Any]]) -> str:
                 f"  unattended up to:     {value('unattended_max_risk')}",
                 f"  confirmation up to:   {value('confirm_max_risk')}",
                 f"  second person from:   {value('two_person_min_risk')}",
+                (f"  typing accepted to:   {value('typed_confirmation_max_risk')} "
+                "(above it: a second person instead)"),
+                "  approvers:            " + (
+                    _names([*env["approvers"]["users"],
+                            *(f"group {g}" for g in env["approvers"]["groups"])], ", ")
+                    if env["approvers"] else "anyone but the requester") + src("approvers"),
                 f"  approvals expire in:  {value('approval_expires_in')}"]
         if win["above"] is None:
             out.append(f"  change windows:       none{src('windows')}")
