@@ -79,6 +79,7 @@ CATALOG_SCHEMA: dict[str, Any] = {
                         "items": {"type": "string", "pattern": ENV_NAME},
                     },
                     "check_mode": {"type": "boolean"},
+                    "pin_revision": {"type": "boolean"},
                     "rollback": {"type": ["string", "null"], "pattern": ACTION_NAME},
                     "aliases": {
                         "type": "array",
@@ -144,6 +145,9 @@ class Action:
     aliases: tuple[str, ...]
     params_schema: Mapping[str, Any]
     env_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # The `revision` parameter (a branch or tag) is resolved to a commit of the `app`'s
+    # repository when the run is planned: that commit is what is approved and deployed.
+    pin_revision: bool = False
 
     def schema_for(self, env: str | None) -> dict[str, Any]:
         """The full JSON Schema for this action's parameters in ``env``.
@@ -315,6 +319,8 @@ def _build_action(name: str, spec: Mapping[str, Any], doc: Any, path: Path,
         for pname in narrowing:
             if pname not in props:
                 raise fail(["env_params", env, pname], f"narrows undefined parameter {pname!r}")
+    if spec.get("pin_revision") and not {"app", "revision"} <= set(props):
+        raise fail(["pin_revision"], "pin_revision needs the parameters app and revision")
     playbook = (project / spec["playbook"]).resolve()
     if not playbook.is_file() or (project / "playbooks").resolve() not in playbook.parents:
         raise fail(["playbook"], f"playbook {spec['playbook']} does not exist under playbooks/")
@@ -329,6 +335,7 @@ def _build_action(name: str, spec: Mapping[str, Any], doc: Any, path: Path,
         aliases=tuple(spec.get("aliases", [])),
         params_schema={"properties": dict(props), "required": list(params.get("required", []))},
         env_params={env: dict(n) for env, n in env_params.items()},
+        pin_revision=bool(spec.get("pin_revision", False)),
     )
 
 

@@ -17,11 +17,11 @@ import os
 import stat
 import subprocess
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from autoops import __version__, inventory
+from autoops import __version__, inventory, pins
 from autoops.catalog import ResolvedAction
 from autoops.errors import CheckUnsupportedError, ContentInvalidError
 
@@ -48,6 +48,7 @@ class Plan:
     content_digest: str
     revision: str | None
     addresses: tuple[str, ...] = ()  # the machine each host reaches (host locks key on it)
+    pinned: Mapping[str, str] = field(default_factory=dict)  # param -> what was given
 
     @property
     def action_name(self) -> str:
@@ -69,6 +70,8 @@ class Plan:
             "content_digest": self.content_digest,
             "revision": self.revision,
             "rollback": action.rollback,
+            "pinned": {name: {"given": given, "commit": self.resolved.params[name]}
+                       for name, given in self.pinned.items()},
         }
 
 
@@ -102,6 +105,14 @@ def build(resolved: ResolvedAction, env: str, content: Content, declared_envs: s
     fleet = fleet_map(content, declared_envs, host_cache)
     inventory.check_overlaps(fleet)
     addresses = tuple(fleet.get(env, {}).get(h, f"{h.lower()}:22") for h in hosts)
+    pinned: dict[str, str] = {}
+    if resolved.action.pin_revision:
+        given = str(resolved.params["revision"])
+        commit = pins.pin(given, str(resolved.params["app"]), hosts=hosts, addresses=addresses,
+                          project_dir=project_dir, inv=inv, environ=content.environ)
+        if commit != given:
+            pinned["revision"] = given
+            resolved = replace(resolved, params={**resolved.params, "revision": commit})
     return Plan(
         resolved=resolved,
         env=env,
@@ -112,6 +123,7 @@ def build(resolved: ResolvedAction, env: str, content: Content, declared_envs: s
         content_digest=digest,
         revision=git_revision(project_dir, content.environ),
         addresses=addresses,
+        pinned=pinned,
     )
 
 

@@ -164,6 +164,8 @@ def plan_text(plan: Mapping[str, Any], decision: Mapping[str, Any],
         + (f"   limit: {visible(plan['limit'])}" if plan["limit"] else ""),
         f"hosts:    {shown}",
         f"params:   {params}",
+        *(f"pinned:   {visible(name)} {visible(pin['given'])} is commit {visible(pin['commit'])}"
+          for name, pin in (plan.get("pinned") or {}).items()),
         f"playbook: {visible(plan['playbook'])}" + ("   (check mode, diff)" if plan["check_mode"] else ""),
         (f"content:  {visible(plan['content_digest'][:23])}…  "
          f"revision {visible(plan['revision'] or '-')}"),

@@ -64,6 +64,8 @@ TEST_ACTIONS = {
         "params": {"required": ["dest"], "properties": {
             "dest": {"type": "string", "description": "file", "pattern": "^/[A-Za-z0-9._/-]+$"},
             "fail": {"type": "boolean", "description": "fail with the secret", "default": False},
+            "hold": {"type": "boolean", "description": "wait with the secret in a module's "
+                     "arguments", "default": False},
             "seconds": {"type": "integer", "description": "then sleep", "minimum": 0,
                         "maximum": 600, "default": 0},
         }},
@@ -127,11 +129,18 @@ TEST_PLAYBOOKS = {
               ansible.builtin.fail:
                 msg: "refusing {{ canary_secret | to_json }} and {{ canary_secret | quote }}"
               when: fail | default(false) | bool
+            - name: Wait with the secret in the module's arguments
+              ansible.builtin.wait_for:
+                path: /nonexistent/autoops-never
+                timeout: "{{ seconds }}"
+                msg: "{{ canary_secret }}"
+              no_log: true
+              when: hold | default(false) | bool
             - name: Keep working for a while
               ansible.builtin.command:
                 argv: [sleep, "{{ seconds }}"]
               changed_when: false
-              when: seconds | default(0) | int > 0
+              when: seconds | default(0) | int > 0 and not (hold | default(false) | bool)
         """,
 }
 

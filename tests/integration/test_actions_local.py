@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
+from autoops import approvals
 from autoops.engine import Autoops, RunRequest
+from autoops.errors import ParamInvalidError
 from autoops.settings import Settings
 from autoops.status import ExitStatus
 from tests.conftest import localise, supervisor_pid
@@ -172,3 +174,37 @@ def test_unreachable_host_is_reported_and_the_others_complete(
     unreachable = [r for r in records(settings, result.run_id)
                    if r["type"] == "task.result" and r["data"]["status"] == "unreachable"]
     assert [r["data"]["host"] for r in unreachable] == ["ghost"]
+
+
+def test_a_deploy_tag_is_pinned_to_its_commit_when_planned(
+        app: Autoops, project: Path, supervisor: Path, tmp_path: Path) -> None:
+    """What is approved is a commit: moving the tag afterwards changes the plan."""
+    source = tmp_path / "src"
+    source.mkdir()
+    git("init", "-q", "-b", "main", cwd=source)
+    for version in ("one", "two"):
+        (source / "VERSION").write_text(version)
+        git("add", "VERSION", cwd=source)
+        git("commit", "-q", "-m", version, cwd=source)
+    git("tag", "release", "HEAD~1", cwd=source)
+    bare = tmp_path / "demo.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(source), str(bare)], check=True)
+    dest = tmp_path / "apps" / "demo"
+    set_vars(project, "local", autoops_deploy_state_dir=str(tmp_path / "deploy-state"),
+             autoops_apps={"demo": {"repo": str(bare), "dest": str(dest),
+                                    "service": "autoops-demo"}})
+    first = git("rev-parse", "release", cwd=source)
+    request = RunRequest("deploy", "local", {"app": "demo", "revision": "release"})
+    planned, _decision = app.plan(request)
+    assert planned.resolved.params["revision"] == first
+    assert planned.to_dict()["pinned"] == {"revision": {"given": "release", "commit": first}}
+    git("tag", "-f", "release", "main", cwd=bare)  # the tag moves after the plan
+    moved, _ = app.plan(request)
+    assert moved.resolved.params["revision"] == git("rev-parse", "main", cwd=source)
+    assert approvals.plan_digest(moved) != approvals.plan_digest(planned)
+    result = app.run(request)
+    assert result.status is ExitStatus.OK, result.results
+    assert (dest / "VERSION").read_text() == "two"
+    unknown = RunRequest("deploy", "local", {"app": "demo", "revision": "no-such-tag"})
+    with pytest.raises(ParamInvalidError, match="not a tag or branch"):
+        app.plan(unknown)

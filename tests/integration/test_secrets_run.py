@@ -214,6 +214,80 @@ def test_a_run_cancelled_mid_way_leaves_the_secret_nowhere(
     assert list(keyed.settings.runs_dir.iterdir()) == []
 
 
+# What a caller could set to make Ansible write (or keep) what it handles.
+LOUD = {"ANSIBLE_VERBOSITY": "4", "ANSIBLE_DEBUG": "1", "ANSIBLE_KEEP_REMOTE_FILES": "1",
+        "ANSIBLE_DISPLAY_ARGS_TO_STDOUT": "1", "ANSIBLE_NO_TARGET_SYSLOG": "0",
+        "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.json,ansible.builtin.tree",
+        "ANSIBLE_CALLBACK_TREE_DIR": "/tmp/autoops-loud-tree", "ANSIBLE_PIPELINING": "0"}
+
+
+def test_the_callers_logging_settings_receive_no_secret(
+        keyed: Autoops, canary: Canary, watch: ProcessWatch, tmp_path: Path) -> None:
+    """ANSIBLE_LOG_PATH, -vvvv-equivalents and kept remote files, set by the caller."""
+    dest = tmp_path / "secret.txt"
+    log = tmp_path / "ansible.log"
+    env = {**cli_env(keyed.settings), **LOUD, "ANSIBLE_LOG_PATH": str(log)}
+    ran = subprocess.run([str(VENV_BIN / "autoops"), "run", "test-secret", "--env", "staging",
+                          "-p", f"dest={dest}", "-p", "fail=true"], env=env,
+                         capture_output=True, text=True, timeout=300, check=False)
+    watch.stop()
+    assert ran.returncode == ExitStatus.PLAYBOOK_FAILED, ran.stderr
+    assert "ANSIBLE_LOG_PATH" in ran.stderr, "the dropped variables are named"
+    assert not log.exists()
+    assert not Path(LOUD["ANSIBLE_CALLBACK_TREE_DIR"]).exists()
+    assert watch.hits == []
+    assert leak_hunt(canary, keyed.settings, dest, ran.stdout, ran.stderr) == []
+
+
+def test_a_task_killed_with_the_secret_in_its_arguments_leaves_no_payload(
+        keyed: Autoops, canary: Canary, watch: ProcessWatch, tmp_path: Path) -> None:
+    dest = tmp_path / "secret.txt"
+    payloads: list[Path] = []
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "autoops"), "run", "test-secret", "--env", "staging",
+         "-p", f"dest={dest}", "-p", "hold=true", "-p", "seconds=95"],
+        env={**cli_env(keyed.settings), **LOUD}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        def waiting() -> bool:
+            payloads[:] = list(keyed.settings.runs_dir.glob("*/tmp/ansible_*wait_for_payload_*"))
+            return bool(payloads)
+        wait_for(waiting, what="the module to run with its payload unpacked")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    watch.stop()
+    assert proc.returncode == ExitStatus.INTERRUPTED, err
+    assert payloads, "the payload is unpacked inside the run's private directory"
+    assert not any(p.exists() for p in payloads)
+    assert leak_hunt(canary, keyed.settings, dest, out, err) == []
+    assert list(keyed.settings.runs_dir.iterdir()) == []
+
+
+def test_an_inline_age_key_never_reaches_ansible(keyed: Autoops, canary: Canary,
+                                                 tmp_path: Path) -> None:
+    """SOPS_AGE_KEY (the key itself) reaches sops through a memfd, never an environment."""
+    key_text = (keyed.settings.age_keys_dir / "staging.txt").read_text()
+    secret_line = next(ln for ln in key_text.splitlines() if ln.startswith("AGE-SECRET-KEY-"))
+    inline = replace(keyed.settings, age_key=secret_line)
+    env = {k: v for k, v in cli_env(inline).items() if k != "SOPS_AGE_KEY_FILE"}
+    env["SOPS_AGE_KEY"] = secret_line
+    key_watch = ProcessWatch(secret_line)
+    key_watch.start()
+    dest = tmp_path / "secret.txt"
+    proc = subprocess.Popen([str(VENV_BIN / "autoops"), "run", "test-secret", "--env",
+                             "staging", "-p", f"dest={dest}"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate(timeout=300)
+    key_watch.stop()
+    assert proc.returncode == ExitStatus.OK, err
+    assert dest.read_text() == canary.value
+    others = [hit for hit in key_watch.hits if hit != f"{proc.pid}/environ"]
+    assert others == [], "the age key was in another process's argv or environment"
+    assert secret_line not in out + err
+
+
 def test_plain_ansible_playbook_reads_the_same_secrets(keyed: Autoops, canary: Canary,
                                                        tmp_path: Path) -> None:
     """AWX, Semaphore and a plain ansible-playbook use the repository's ansible.cfg."""
