@@ -73,18 +73,33 @@ class Sops:
 
     def _environ(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         """A minimal environment: no inherited SOPS_* variable picks another key."""
-        env = {name: os.environ[name] for name in ("PATH", "HOME", "LANG", "TZ")
+        env = {name: os.environ[name] for name in ("PATH", "HOME", "LANG")
                if name in os.environ}
-        if self.key is not None:
+        if self.key is not None and self.key.inline is None:
             env.update(self.key.environ())
         env.update(extra or {})
         return env
 
+    @contextmanager
+    def _inline_key(self) -> Iterator[tuple[dict[str, str], tuple[int, ...]]]:
+        """An inline key reaches sops as a memfd it inherits, never in its environment."""
+        if self.key is None or self.key.inline is None:
+            yield {}, ()
+            return
+        fd = os.memfd_create("autoops-age-key")
+        try:
+            os.write(fd, self.key.inline.encode())
+            yield {"SOPS_AGE_KEY_FILE": f"/dev/fd/{fd}"}, (fd,)
+        finally:
+            os.close(fd)
+
     def _run(self, args: Sequence[str], stdin: bytes | None = None) -> bytes:
         argv = [binary(), "--config", str(self.config), *args]
         try:
-            proc = subprocess.run(argv, input=stdin, capture_output=True, cwd=self.cwd,
-                                  env=self._environ(), timeout=_TIMEOUT, check=False)
+            with self._inline_key() as (key_env, fds):
+                proc = subprocess.run(argv, input=stdin, capture_output=True, cwd=self.cwd,
+                                      env=self._environ(key_env), timeout=_TIMEOUT,
+                                      check=False, pass_fds=fds)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise SecretsToolError(f"sops could not run: {exc}") from None
         if proc.returncode != 0:
@@ -131,11 +146,11 @@ class Sops:
 
     def edit(self, path: Path, editor: str) -> bool:
         """Open the decrypted file in ``editor`` through sops; True when it changed."""
-        with private_tmpdir() as tmp:
-            env = self._environ({"EDITOR": editor, "TMPDIR": str(tmp)})
+        with private_tmpdir() as tmp, self._inline_key() as (key_env, fds):
+            env = self._environ({"EDITOR": editor, "TMPDIR": str(tmp), **key_env})
             try:
                 proc = subprocess.run([binary(), "--config", str(self.config), "edit", str(path)],
-                                      cwd=self.cwd, env=env, check=False)
+                                      cwd=self.cwd, env=env, check=False, pass_fds=fds)
             except OSError as exc:
                 raise SecretsToolError(f"sops could not run: {exc}") from None
         if proc.returncode == EXIT_UNCHANGED:
