@@ -350,8 +350,8 @@ class Decision:
         """What a human must still provide (empty unless approval is required)."""
         if self.outcome is not Outcome.APPROVAL_REQUIRED:
             return ()
-        return tuple(r.requirement for r in self.rules
-                     if r.outcome is Outcome.APPROVAL_REQUIRED and r.requirement)
+        return tuple(dict.fromkeys(r.requirement for r in self.rules
+                                   if r.outcome is Outcome.APPROVAL_REQUIRED and r.requirement))
 
     @property
     def authorised_by(self) -> tuple[str, ...]:
@@ -368,7 +368,9 @@ class Decision:
             return next(r for r in self.rules if r.outcome is Outcome.DENIED)
         if self.outcome is Outcome.APPROVAL_REQUIRED:
             needs = [r for r in self.rules if r.outcome is Outcome.APPROVAL_REQUIRED]
-            return next((r for r in needs if r.requirement == SECOND_PERSON), needs[0])
+            second = [r for r in needs if r.requirement == SECOND_PERSON]
+            return next((r for r in second if r.rule == "two-person"),
+                        second[0] if second else needs[0])
         return next(r for r in self.rules if r.rule.startswith("risk-"))
 
     def to_dict(self) -> dict[str, Any]:

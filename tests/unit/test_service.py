@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from autoops.service import launcher_text, sudoers_text
+from autoops.settings import SERVICE_CONFIG_VAR
+
+
+def test_the_launcher_pins_the_config_and_isolates_python(tmp_path: Path) -> None:
+    python = Path("/opt/auto ops/bin/python")
+    text = launcher_text(python, Path("/etc/autoops/service.yml"))
+    assert text.startswith("#!/bin/sh\n")
+    assert f"{SERVICE_CONFIG_VAR}=/etc/autoops/service.yml\nexport {SERVICE_CONFIG_VAR}\n" in text
+    assert "exec '/opt/auto ops/bin/python' -I -m autoops \"$@\"" in text
+    script = tmp_path / "launcher"
+    script.write_text(text.replace("'/opt/auto ops/bin/python' -I -m autoops",
+                                   "printf '%s\\n' \"$" + SERVICE_CONFIG_VAR + "\""))
+    script.chmod(0o755)
+    out = subprocess.run([str(script), "--x"], env={SERVICE_CONFIG_VAR: "/tmp/evil.yml"},
+                         capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[0] == "/etc/autoops/service.yml", "the caller's value never wins"
+
+
+@pytest.mark.skipif(shutil.which("visudo") is None, reason="visudo is not installed")
+def test_the_sudoers_entry_validates_and_allows_only_the_launcher(tmp_path: Path) -> None:
+    text = sudoers_text(Path("/usr/local/bin/autoops"), "autoops", "autoops-operators",
+                        Path("/etc/sudoers.d/autoops"))
+    drop_in = tmp_path / "autoops"
+    drop_in.write_text(text)
+    check = subprocess.run(["visudo", "-c", "-q", "-f", str(drop_in)], capture_output=True,
+                           text=True, check=False)
+    assert check.returncode == 0, check.stderr
+    rules = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
+    assert rules[1].endswith("env_reset, !setenv")
+    assert rules[2].startswith("%autoops-operators ALL=(autoops) NOPASSWD: AUTOOPS_")
+    assert "ALL\n" not in text.split("NOPASSWD:")[1]
