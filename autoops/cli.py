@@ -275,8 +275,9 @@ def program(argv: Sequence[str], out: TextIO, err: TextIO, stdin: TextIO,
             return cmd_service(args, output)
         app = Autoops(settings or Settings.from_environ())
         if app.settings.ignored_environ:
-            err.write("autoops: ignoring inherited " + ", ".join(app.settings.ignored_environ)
-                      + " (they could change what runs; autoops builds its own environment)\n")
+            err.write("autoops: ignoring inherited " + render.visible(
+                ", ".join(app.settings.ignored_environ))
+                + " (they could change what runs; autoops builds its own environment)\n")
         app.refuse_in_service_mode(args.command, getattr(args, "secrets_command", None))
         return COMMANDS[args.command](app, args, output, stdin)
     except AutoopsError as exc:
@@ -606,11 +607,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return int(program(sys.argv[1:] if argv is None else argv, sys.stdout, sys.stderr, sys.stdin))
 
 
-VM_SAFE_USAGE = """usage: vm-safe VERB HOST [KEY=VALUE ...] [--env ENV] [--check] [--json]
-
-The short form of `autoops run` for one host: VERB is an action's vm-safe verb
-(see `autoops show ACTION`), HOST must match exactly one inventory host, and
-ENV defaults to local (never production)."""
+# One line, like every remedy: VERB is an action's vm-safe verb (`autoops show ACTION`),
+# HOST one inventory host, ENV defaults to local (never production).
+VM_SAFE_USAGE = ("Usage: vm-safe VERB HOST [KEY=VALUE ...] [--env ENV] [--check] [--json] "
+                 "(verbs: `autoops list`; --env defaults to local, never production).")
 
 
 def vm_safe_argv(argv: Sequence[str]) -> list[str]:

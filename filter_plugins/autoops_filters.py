@@ -55,9 +55,16 @@ def autoops_systemd_show(stdout: str) -> dict[str, Any]:
 
 
 def autoops_du_top(stdout: str, top: int, root: str) -> list[dict[str, Any]]:
-    """The ``top`` largest entries of ``du -k -d 1 ROOT`` output, root excluded."""
+    """The ``top`` largest entries of ``du -k -d 1 --null ROOT`` output, root excluded.
+
+    Entries end in NUL (``--null``): a directory name may hold a line break, and split
+    on lines it would cut the name and could invent an entry. Newline-ended output
+    (without ``--null``) is still read.
+    """
     entries: list[dict[str, Any]] = []
-    for line in stdout.splitlines():
+    records = stdout.split("\0") if "\0" in stdout else stdout.splitlines()
+    for line in records:
+        line = line.lstrip("\n")  # noqa: PLW2901 - the separator left by a trailing newline
         size, _, path = line.partition("\t")
         if size.strip().isdigit() and path and path.rstrip("/") != root.rstrip("/"):
             entries.append({"path": path, "kib": int(size)})

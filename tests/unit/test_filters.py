@@ -85,6 +85,12 @@ def test_du_top() -> None:
     assert filters.autoops_du_top("du: cannot read\n", 5, "/") == []
 
 
+def test_du_top_keeps_names_with_line_breaks_whole() -> None:
+    forged = "4\t/var/a\n999999\t/etc\08\t/var/b\00012\t/var\0"
+    assert filters.autoops_du_top(forged, 5, "/var") == [
+        {"path": "/var/b", "kib": 8}, {"path": "/var/a\n999999\t/etc", "kib": 4}]
+
+
 def test_filter_module_registers_every_filter() -> None:
     registered = filters.FilterModule().filters()
     assert set(registered) == {n for n in dir(filters) if n.startswith("autoops_")}
