@@ -346,14 +346,6 @@ class InventoryOverlapError(BadInputError):
                       "ansible_host + port).")
 
 
-class ConfirmationUnavailableError(ApprovalRequiredError):
-    """A typed confirmation was needed but nobody is at a terminal to type it."""
-
-    code = "AUTOOPS-CONFIRMATION-UNAVAILABLE"
-    default_remedy = ("A typed confirmation needs a human at a terminal; from scripts, cron and "
-                      "agents present a grant (--grant) or a second person's approval (--approval).")
-
-
 class ServiceInvalidError(BadInputError):
     """The service-mode configuration cannot be trusted or read: nothing runs."""
 
