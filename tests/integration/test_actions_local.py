@@ -95,22 +95,32 @@ def test_prune_keeps_the_newest_and_needs_confirmation(app: Autoops, backup_dir:
     assert result.approval.method == "typed-confirmation"
 
 
-def test_deploy_and_roll_back(app: Autoops, project: Path, supervisor: Path,
-                              tmp_path: Path) -> None:
+def demo_app(project: Path, tmp_path: Path, versions: list[str], *, tag_each: bool,
+             tags: dict[str, str] | None = None) -> tuple[Path, Path, Path]:
+    """A git repository with one commit per version, its bare clone as the demo app's repo."""
     source = tmp_path / "src"
     source.mkdir()
     git("init", "-q", "-b", "main", cwd=source)
-    for version in ("v1", "v2"):
+    for version in versions:
         (source / "VERSION").write_text(version)
         git("add", "VERSION", cwd=source)
         git("commit", "-q", "-m", version, cwd=source)
-        git("tag", version, cwd=source)
+        if tag_each:
+            git("tag", version, cwd=source)
+    for tag, commit in (tags or {}).items():
+        git("tag", tag, commit, cwd=source)
     bare = tmp_path / "demo.git"
     subprocess.run(["git", "clone", "-q", "--bare", str(source), str(bare)], check=True)
     dest = tmp_path / "apps" / "demo"
     set_vars(project, "local", autoops_deploy_state_dir=str(tmp_path / "deploy-state"),
              autoops_apps={"demo": {"repo": str(bare), "dest": str(dest),
                                     "service": "autoops-demo"}})
+    return source, bare, dest
+
+
+def test_deploy_and_roll_back(app: Autoops, project: Path, supervisor: Path,
+                              tmp_path: Path) -> None:
+    source, _bare, dest = demo_app(project, tmp_path, ["v1", "v2"], tag_each=True)
     sha = {v: git("rev-parse", v, cwd=source) for v in ("v1", "v2")}
 
     first = app.run(RunRequest("deploy", "local", {"app": "demo", "revision": "v1"}))
@@ -179,20 +189,8 @@ def test_unreachable_host_is_reported_and_the_others_complete(
 def test_a_deploy_tag_is_pinned_to_its_commit_when_planned(
         app: Autoops, project: Path, supervisor: Path, tmp_path: Path) -> None:
     """What is approved is a commit: moving the tag afterwards changes the plan."""
-    source = tmp_path / "src"
-    source.mkdir()
-    git("init", "-q", "-b", "main", cwd=source)
-    for version in ("one", "two"):
-        (source / "VERSION").write_text(version)
-        git("add", "VERSION", cwd=source)
-        git("commit", "-q", "-m", version, cwd=source)
-    git("tag", "release", "HEAD~1", cwd=source)
-    bare = tmp_path / "demo.git"
-    subprocess.run(["git", "clone", "-q", "--bare", str(source), str(bare)], check=True)
-    dest = tmp_path / "apps" / "demo"
-    set_vars(project, "local", autoops_deploy_state_dir=str(tmp_path / "deploy-state"),
-             autoops_apps={"demo": {"repo": str(bare), "dest": str(dest),
-                                    "service": "autoops-demo"}})
+    source, bare, dest = demo_app(project, tmp_path, ["one", "two"], tag_each=False,
+                                  tags={"release": "HEAD~1"})
     first = git("rev-parse", "release", cwd=source)
     request = RunRequest("deploy", "local", {"app": "demo", "revision": "release"})
     planned, _decision = app.plan(request)
