@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from autoops.procs import is_alive, marked
+from autoops import procs
 from autoops.settings import Settings
 from autoops.state import StateDB
 from autoops.status import ExitStatus
@@ -178,8 +178,8 @@ def test_kill_9_of_autoops_takes_the_playbook_with_it(settings: Settings) -> Non
     proc, run_id = _sleeping_run(settings, 389)
     proc.kill()
     proc.communicate(timeout=30)
-    wait_for(lambda: not marked(run_id), timeout=30, what="every process of the run to end")
-    assert not _sleep_alive(389)
+    wait_for(lambda: not _sleep_alive(389), timeout=30, what="the playbook to die with autoops")
+    assert not procs.marked(run_id), "every process of the run ends with it"
     assert StateDB(settings.db_path).locks() != [], "the lock waits for the next command"
     status = run_script(settings, "status", "--json")
     assert json.loads(status.stdout)["locks"] == []
@@ -194,19 +194,20 @@ def test_kill_9_of_autoops_and_its_worker_is_cleaned_up_before_the_locks_go(
     assert row is not None
     assert row.worker_pid is not None
     assert row.worker_start is not None
-    assert is_alive(row.worker_pid, row.worker_start)
+    assert procs.is_alive(row.worker_pid, row.worker_start)
     os.kill(row.worker_pid, signal.SIGKILL)
     proc.kill()
     proc.communicate(timeout=30)
-    wait_for(lambda: not is_alive(row.worker_pid or 0, row.worker_start or ""), 30, "worker")
-    left = marked(run_id)
+    wait_for(lambda: not procs.is_alive(row.worker_pid or 0, row.worker_start or ""), 30,
+             "the worker to die")
+    left = procs.marked(run_id)
     assert left, "ansible's setsid() workers outlive a SIGKILLed worker"
     assert _sleep_alive(397)
     halt = run_script(settings, "halt", "--env", "local", "--reason", "kill it all", "--json")
     assert halt.returncode == ExitStatus.OK, halt.stderr
     doc = json.loads(halt.stdout)
     assert run_id in doc["runs_stopped"]
-    assert not marked(run_id), "halt reported the run stopped while its processes lived"
+    assert not procs.marked(run_id), "halt reported the run stopped while its processes lived"
     assert not _sleep_alive(397)
     interrupted = [r for r in records(settings, run_id) if r["type"] == "run.interrupted"]
     assert set(interrupted[-1]["data"]["killed"]) >= {pid for pid, _ in left}
