@@ -110,6 +110,7 @@ class RunOutcome:
     warnings: list[str] = field(default_factory=list)
     killed: list[int] = field(default_factory=list)
     final: bool = False  # the worker reported how the run ended
+    crash: str | None = None  # ansible-runner itself failed in the worker
 
 
 class _Unsafe(str):
@@ -224,6 +225,9 @@ def execute(spec: RunSpec, on_result: Callable[[HostResult], None],
             worker.stdin.close()
         _follow(worker, outcome, on_result, cancel, failure)
         worker.wait()
+        if outcome.crash is not None:
+            raise RunnerError(f"ansible-runner failed to run {spec.playbook.name}: "
+                              f"{outcome.crash}")
         if not outcome.final:
             stderr = worker.stderr.read().decode(errors="replace") if worker.stderr else ""
             raise RunnerError(f"the run's worker ended without a result (exit {worker.returncode}"
@@ -290,6 +294,8 @@ def _apply(message: Mapping[str, Any], outcome: RunOutcome,
         outcome.errors.append(str(message["text"]))
     elif kind == "warning":
         outcome.warnings.append(str(message["text"]))
+    elif kind == "crash":
+        outcome.crash = str(message["text"])
     elif kind == "outcome":
         outcome.status, outcome.rc = str(message["status"]), int(message["rc"])
         outcome.killed += [int(pid) for pid in message.get("killed", [])]
@@ -365,7 +371,7 @@ def worker_main(argv: list[str]) -> int:
         status, rc = _run_playbook(order, channel, stop)
         finished = status in {"successful", "failed"}
     except Exception as exc:  # noqa: BLE001 - reported to autoops, which raises RunnerError
-        channel.send({"kind": "error", "text": f"ansible-runner failed: {exc}"[:2000]})
+        channel.send({"kind": "crash", "text": f"{type(exc).__name__}: {exc}"[:2000]})
     finally:
         killed = kill_leftovers(before)  # nothing of the run outlives it, however it ended
     if not finished and status not in {"canceled", "timeout"}:
