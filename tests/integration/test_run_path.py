@@ -10,7 +10,12 @@ from typing import Any
 import pytest
 
 from autoops.engine import Autoops, RunRequest
-from autoops.errors import ApprovalRequiredError, LimitNoHostsError, PolicyDeniedError
+from autoops.errors import (
+    ApprovalRequiredError,
+    LimitNoHostsError,
+    ParamInvalidError,
+    PolicyDeniedError,
+)
 from autoops.settings import Settings
 from autoops.status import ExitStatus
 from tests.integration.conftest import records
@@ -102,11 +107,19 @@ def test_denied_run_is_audited_and_runs_nothing(app: Autoops, settings: Settings
 
 
 def test_approval_without_a_terminal_runs_nothing(app: Autoops, settings: Settings) -> None:
+    commit = "0123456789abcdef0123456789abcdef01234567"  # a tag could not be pinned: see below
     with pytest.raises(ApprovalRequiredError) as err:
-        app.run(RunRequest("deploy", "production", {"app": "app", "revision": "v1"}))
+        app.run(RunRequest("deploy", "production", {"app": "app", "revision": commit}))
     recs = records(settings, err.value.details["run_id"])
     assert [r["type"] for r in recs] == ["run.requested", "run.decision", "run.finished"]
     assert recs[1]["data"]["approval"]["satisfied"] is False
+
+
+def test_a_tag_for_a_repository_the_controller_cannot_read_is_refused(app: Autoops) -> None:
+    """The example production repos live on the hosts: nothing here can pin "v1"."""
+    with pytest.raises(ParamInvalidError, match="cannot be pinned") as err:
+        app.plan(RunRequest("deploy", "production", {"app": "app", "revision": "v1"}))
+    assert "full commit id" in err.value.remedy
 
 
 def test_confirmation_must_match_exactly(app: Autoops, settings: Settings) -> None:
