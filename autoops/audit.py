@@ -5,6 +5,9 @@ previous record's hash and its own (sha256 over the canonical JSON of the record
 without ``hash``). Appends hold an exclusive ``flock`` so concurrent runs interleave
 whole records; run.* records are fsynced before the caller goes on, and the newest
 fsynced record is anchored in state.db so that a cut-off tail is detected too.
+With a witness (autoops/witness.py) each durable record's chain facts also go to a
+syslog receiver the writer cannot rewrite, which catches what the anchor cannot: a
+cut or re-hashed history with the anchor moved to match.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 
 from autoops.errors import AuditBrokenError
 from autoops.state import StateDB, ensure_dir
+from autoops.witness import Witness, WitnessEntry
 
 SCHEMA_VERSION = 1
 GENESIS = "0" * 64
@@ -61,10 +65,14 @@ class VerifyReport:
     records: int
     first_bad_seq: int | None = None
     problem: str | None = None
+    witness: dict[str, Any] | None = None  # with --witness: what the witness vouched for
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "records": self.records, "first_bad_seq": self.first_bad_seq,
-                "problem": self.problem}
+        doc: dict[str, Any] = {"ok": self.ok, "records": self.records,
+                               "first_bad_seq": self.first_bad_seq, "problem": self.problem}
+        if self.witness is not None:
+            doc["witness"] = self.witness
+        return doc
 
 
 @dataclass(frozen=True)
@@ -90,16 +98,23 @@ class Query:
 
 
 class AuditLog:
-    """The audit log file plus its anchor in state.db."""
+    """The audit log file plus its anchor in state.db (and, optionally, a witness)."""
 
-    def __init__(self, path: Path, db: StateDB, redact: Redactor | None = None) -> None:
+    def __init__(self, path: Path, db: StateDB, redact: Redactor | None = None, *,
+                 witness: Witness | None = None) -> None:
         self.path = path
         self.db = db
         self.redact = redact or (lambda data: data)
+        self.witness = witness
 
     def append(self, *, run_id: str, type_: str, actor: str, env: str, action: str,
                data: dict[str, Any], durable: bool = True) -> dict[str, Any]:
-        """Append one record; with ``durable`` it is on disk (fsync) when this returns."""
+        """Append one record; with ``durable`` it is on disk (fsync) when this returns.
+
+        A durable record is then sent to the witness, still under the lock (so the
+        witness sees the chain in order); a witness that cannot be reached raises
+        AuditBrokenError, and the caller stops before anything runs.
+        """
         if type_ not in RECORD_TYPES:
             raise ValueError(f"unknown audit record type {type_!r}")
         ensure_dir(self.path.parent)
@@ -121,11 +136,43 @@ class AuditLog:
             if durable:
                 os.fsync(fd)
                 self.db.set_anchor(record["seq"], record["hash"])
+                if self.witness is not None:
+                    self.witness.send(record)
         except OSError as exc:
             raise AuditBrokenError(f"cannot write {self.path}: {exc.strerror}") from exc
         finally:
             os.close(fd)  # closing releases the flock
         return record
+
+    def checkpoint(self) -> tuple[int, str] | None:
+        """Make the newest record durable and witness its seq and hash; None if the log is empty.
+
+        Records that are not durable one by one (task.result) reach the witness only
+        through the next durable record's chain; a checkpoint (from cron, say) vouches
+        for them at once.
+        """
+        if self.witness is None:
+            raise AuditBrokenError("no audit witness is configured",
+                                   remedy="Set AUTOOPS_AUDIT_WITNESS (README: Audit witness).")
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise AuditBrokenError(f"cannot open {self.path}: {exc.strerror}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            seq, digest = self._tail()
+            if seq == 0:
+                return None
+            os.fsync(fd)
+            self.db.set_anchor(seq, digest)
+            self.witness.checkpoint(seq, digest)
+        except OSError as exc:
+            raise AuditBrokenError(f"cannot sync {self.path}: {exc.strerror}") from exc
+        finally:
+            os.close(fd)
+        return seq, digest
 
     def _tail(self) -> tuple[int, str]:
         """Sequence number and hash of the last record (the caller holds the lock)."""
@@ -181,6 +228,63 @@ class AuditLog:
                 return VerifyReport(False, count, seq,
                                     f"seq {seq} differs from the hash anchored in state.db")
         return VerifyReport(True, count)
+
+    def verify_witness(self, entries: Sequence[WitnessEntry]) -> VerifyReport:
+        """The local chain, then every witnessed seq against it.
+
+        What a witness saw must still be here, unchanged: a witnessed seq beyond the
+        log's end is a cut tail (even with the anchor moved back), a witnessed hash that
+        differs is rewritten history (or a record deleted or inserted before it and the
+        chain re-hashed). Local records after the newest witnessed one are not an error:
+        task results are not sent one by one, and UDP may lose messages.
+        """
+        local = self.verify()
+        if not local.ok:
+            return local
+        count = local.records
+        if not entries:
+            if count == 0:
+                return VerifyReport(True, 0, witness={"entries": 0, "through": 0})
+            return VerifyReport(False, count, None,
+                                "the witness holds no autoops records to check against (wrong "
+                                "file, or a syslog template that drops structured data)")
+        recs = {int(rec["seq"]): rec for rec in self.records()}
+        ordered = sorted(entries, key=lambda e: (e.seq, e.line))
+        newest = ordered[-1]
+        seen: dict[int, WitnessEntry] = {}
+        for entry in ordered:
+            problem, bad = _witness_problem(entry, recs.get(entry.seq), seen, count, newest)
+            if problem is not None:
+                return VerifyReport(False, count, bad, problem)
+        return VerifyReport(True, count, witness={"entries": len(entries), "through": newest.seq})
+
+
+def _witness_problem(entry: WitnessEntry, rec: dict[str, Any] | None,
+                     seen: dict[int, WitnessEntry], count: int,
+                     newest: WitnessEntry) -> tuple[str | None, int]:
+    """What is wrong with one witness entry against the local record of its seq, if anything."""
+    where = f"witness line {entry.line}"
+    first = seen.setdefault(entry.seq, entry)
+    if first.hash != entry.hash:
+        return (f"the witness holds two hashes for seq {entry.seq} (lines {first.line} and "
+                f"{entry.line}): forged messages, or the log was started anew"), entry.seq
+    if rec is None:
+        return (f"records {count + 1}..{newest.seq} are missing: the witness has seq "
+                f"{newest.seq} ({newest.type} of run {newest.run_id or '-'}, witness line "
+                f"{newest.line}) but the log ends at seq {count}"), count + 1
+    if rec["hash"] != entry.hash:
+        return (f"seq {entry.seq} differs from the witness ({where}: {entry.type} of run "
+                f"{entry.run_id or '-'}): history rewritten, or a record deleted or inserted "
+                f"before it and the chain re-hashed"), entry.seq
+    if entry.is_checkpoint:
+        return None, entry.seq
+    facts = {"prev": entry.prev, "type": entry.type, "run_id": entry.run_id, "env": entry.env,
+             "action": entry.action, "actor": entry.actor}
+    differ = sorted(k for k, v in facts.items() if str(rec.get(k)) != v)
+    if differ:
+        return (f"seq {entry.seq} has the witnessed hash but not its {', '.join(differ)} "
+                f"({where}): a forged witness message"), entry.seq
+    return None, entry.seq
 
 
 def _check_line(raw: bytes, expected: int, prev: str) -> str | None:

@@ -27,6 +27,7 @@ from autoops.plan import Plan
 from autoops.policy import Decision, Outcome
 from autoops.settings import SERVICE_CONFIG_PATH, Settings
 from autoops.status import ExitStatus
+from autoops.witness import read_witness
 
 
 class _Parser(argparse.ArgumentParser):
@@ -89,7 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("-n", type=int, default=None, help="at most the newest N")
     show_run = asub.add_parser("show", parents=[common], help="every record of one run")
     show_run.add_argument("run_id")
-    asub.add_parser("verify", parents=[common], help="check the hash chain")
+    verify = asub.add_parser("verify", parents=[common], help="check the hash chain")
+    verify.add_argument("--witness", type=Path, metavar="FILE",
+                        help="also check the log against a syslog witness file (README: Audit "
+                             "witness)")
 
     _add_secrets_parser(sub, common)
     _add_guardrail_parsers(sub, common)
@@ -418,13 +422,20 @@ def cmd_audit(app: Autoops, args: argparse.Namespace, output: Output, _in: TextI
     sub = args.audit_command
     if sub == "verify":
         app.recover_interrupted()
-        report = app.audit.verify()
+        if args.witness is None:
+            report = app.audit.verify()
+        else:
+            report = app.audit.verify_witness(read_witness(args.witness))
         if report.ok:
             output.text(f"audit log OK: {report.records} records, chain intact "
                         f"({render.visible(app.settings.audit_path)})")
+            if report.witness is not None:
+                output.text(f"witness agrees: {report.witness['entries']} entries, through seq "
+                            f"{report.witness['through']} ({render.visible(args.witness)})")
         else:
+            where = "" if report.first_bad_seq is None else f" at seq {report.first_bad_seq}"
             output.err.write(render.terminal_text(
-                f"audit log BROKEN at seq {report.first_bad_seq}: {render.visible(report.problem)}\n"))
+                f"audit log BROKEN{where}: {render.visible(report.problem)}\n"))
         output.document(report.to_dict())
         return ExitStatus.OK if report.ok else ExitStatus.INTERNAL_ERROR
     if sub == "tail":

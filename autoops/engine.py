@@ -58,6 +58,7 @@ from autoops.secrets import EnvSecrets, Secrets
 from autoops.settings import Settings
 from autoops.state import LockHolder, RunRow, StateDB
 from autoops.status import ExitStatus
+from autoops.witness import Witness
 
 ACTOR_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$"
 ResultCallback = Callable[[dict[str, Any]], None]
@@ -172,7 +173,9 @@ class Autoops:
 
     @cached_property
     def audit(self) -> AuditLog:
-        return AuditLog(self.settings.audit_path, self.db, self.redactor)
+        """The audit log; with a witness configured, each durable record is also witnessed."""
+        witness = Witness(self.settings.witness) if self.settings.witness else None
+        return AuditLog(self.settings.audit_path, self.db, self.redactor, witness=witness)
 
     # -- planning ---------------------------------------------------------------------
 
