@@ -32,6 +32,7 @@ GENESIS = "0" * 64
 RECORD_TYPES = (
     "run.requested", "run.decision", "run.started", "task.result", "run.finished",
     "run.interrupted", "secrets.initialised", "secrets.edited", "secrets.rotated",
+    "secrets.set", "secrets.unset",
     "lock.stale_released", "grant.keys_created", "grant.created", "grant.revoked",
     "grant.used", "approval.requested", "approval.approved", "approval.rejected",
     "halt.engaged", "halt.lifted",

@@ -118,8 +118,16 @@ def _add_secrets_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     one_env.add_argument("--env", required=True)
     ssub.add_parser("init", parents=[common, one_env],
                     help="key pair, sops-rules.yaml rule and secrets file for ENV")
-    edit = ssub.add_parser("edit", parents=[common, one_env], help="edit in $EDITOR through sops")
-    edit.add_argument("--file", help="which SOPS file of ENV (default: its secrets.sops.yml)")
+    which = _Parser(add_help=False)
+    which.add_argument("--file", help="which SOPS file of ENV (default: its secrets.sops.yml)")
+    ssub.add_parser("edit", parents=[common, one_env, which],
+                    help="edit in $EDITOR through sops (needs a terminal)")
+    sset = ssub.add_parser("set", parents=[common, one_env, which],
+                           help="set one variable; the value is read from stdin, never argv")
+    sset.add_argument("name", metavar="NAME", help="variable name, e.g. db_password")
+    sunset = ssub.add_parser("unset", parents=[common, one_env, which],
+                             help="remove one variable")
+    sunset.add_argument("name", metavar="NAME")
     sshow = ssub.add_parser("show", parents=[common, one_env], help="variable names, never values")
     sshow.add_argument("--keys", action="store_true", required=True,
                        help="list the variable names (values are never shown)")
@@ -486,7 +494,7 @@ def cmd_lab(app: Autoops, args: argparse.Namespace, output: Output, _in: TextIO)
 
 
 def cmd_secrets(app: Autoops, args: argparse.Namespace, output: Output,
-                _in: TextIO) -> ExitStatus:
+                stdin: TextIO) -> ExitStatus:
     sub = args.secrets_command
     if sub == "check":
         from autoops import secretscan  # noqa: PLC0415 - detect-secrets loads slowly
@@ -505,12 +513,31 @@ def cmd_secrets(app: Autoops, args: argparse.Namespace, output: Output,
     if sub == "init":
         doc = app.secrets_init(args.env)
         output.text(render.secrets_init(doc))
-    elif sub == "edit":
-        doc = app.secrets_edit(args.env, args.file)
+    elif sub == "edit":  # sops and the editor use this process's stdin, stdout and stderr
+        terminal = stdin.isatty() and output.out.isatty() and output.err.isatty()
+        doc = app.secrets_edit(args.env, args.file, terminal=terminal)
         output.text(f"{render.visible(doc['file'])}: " + (
             f"re-encrypted (added {', '.join(map(render.visible, doc['added'])) or 'nothing'}, "
             f"removed {', '.join(map(render.visible, doc['removed'])) or 'nothing'})"
             if doc["changed"] else "unchanged"))
+    elif sub == "set":
+        from autoops.secrets import MAX_VALUE_BYTES, value_from_input  # noqa: PLC0415
+
+        if stdin.isatty():  # a person typing: no echo (getpass reads the terminal)
+            from getpass import getpass  # noqa: PLC0415 - only this command prompts
+
+            data = getpass(f"{args.name} (input hidden): ", stream=output.err).encode()
+        else:  # the bytes as they come (text mode would fold \r\n); a test's stand-in has none
+            data = (stdin.buffer.read(MAX_VALUE_BYTES + 1) if hasattr(stdin, "buffer")
+                    else stdin.read(MAX_VALUE_BYTES + 1).encode())
+        doc = app.secrets_set(args.env, args.name, value_from_input(data), args.file)
+        output.text(f"{render.visible(doc['file'])}: {render.visible(doc['name'])} "
+                    + ("added" if doc["created"] else "replaced"))
+        for warning in doc["warnings"]:
+            output.err.write(f"autoops: warning: {warning}\n")
+    elif sub == "unset":
+        doc = app.secrets_unset(args.env, args.name, args.file)
+        output.text(f"{render.visible(doc['file'])}: {render.visible(doc['name'])} removed")
     elif sub == "show":
         doc = {"env": args.env, "files": app.secrets.key_names(args.env)}
         output.text("\n".join(f"{render.visible(file)}:\n"

@@ -601,10 +601,24 @@ class Autoops:
             "key_created": result["key_created"], "file_created": result["file_created"]})
         return result
 
-    def secrets_edit(self, env: str, file: str | None = None) -> dict[str, Any]:
-        result = self.secrets.edit(env, file)
+    def secrets_edit(self, env: str, file: str | None = None, *,
+                     terminal: bool) -> dict[str, Any]:
+        """``terminal``: the caller has one (the CLI checks its streams; sops needs it)."""
+        result = self.secrets.edit(env, file, terminal=terminal)
         if result["changed"]:  # names only: values never reach the log
             self._record_admin("secrets.edited", env, result)
+        return result
+
+    def secrets_set(self, env: str, name: str, value: str,
+                    file: str | None = None) -> dict[str, Any]:
+        result = self.secrets.set_value(env, name, value, file)
+        self._record_admin("secrets.set", env, {  # the name only, never the value
+            k: result[k] for k in ("file", "name", "created")})
+        return result
+
+    def secrets_unset(self, env: str, name: str, file: str | None = None) -> dict[str, Any]:
+        result = self.secrets.unset_value(env, name, file)
+        self._record_admin("secrets.unset", env, {k: result[k] for k in ("file", "name")})
         return result
 
     def secrets_rotate(self, env: str, new_recipient: str | None = None,

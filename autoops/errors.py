@@ -179,6 +179,27 @@ class SecretsCheckFailedError(SecretsError):
                       "them, or mark a false positive with `# pragma: allowlist secret`.")
 
 
+class SecretsNoTerminalError(BadInputError):
+    """`secrets edit` without a terminal: sops would loop on its "press a key" prompt."""
+
+    code = "AUTOOPS-SECRETS-NO-TERMINAL"
+    default_remedy = ("From a script, set values one at a time with the value on stdin: "
+                      "`autoops secrets set --env ENV NAME` (and `secrets unset`).")
+
+
+class SecretsEditorFailedError(BadInputError):
+    """The editor exited non-zero or could not start; sops changed nothing."""
+
+    code = "AUTOOPS-SECRETS-EDITOR-FAILED"
+    default_remedy = ("Check $EDITOR (it must wait until the file is closed, e.g. `code --wait`) "
+                      "and run `autoops secrets edit` again.")
+
+
+class SecretsNameUnknownError(BadInputError):
+    code = "AUTOOPS-SECRETS-NAME-UNKNOWN"
+    default_remedy = "`autoops secrets show --env ENV --keys` lists the names a file holds."
+
+
 class SecretsToolError(AutoopsError):
     code = "AUTOOPS-SECRETS-SOPS"
     default_remedy = "Reinstall autoops (`./bin/autoops` does) so that the sops binary is present."

@@ -55,7 +55,9 @@ def _repositories(app: str, hosts: Sequence[str], project_dir: Path, inv: Path,
     cmd = [inventory.ansible_tool("ansible"), ",".join(hosts), "-i", str(inv), "-m",
            "ansible.builtin.debug", "-a", f"msg={{{{ autoops_apps['{app}'].repo }}}}"]
     env = {**inventory.tool_environ(project_dir, environ), "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-           "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json"}
+           "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
+           # no secret is needed to read a repository's address: do not decrypt any
+           "SOPS_ANSIBLE_AWX_DISABLE_VARS_PLUGIN_TEMPORARILY": "1"}
     try:
         proc = subprocess.run(cmd, cwd=project_dir, env=env, capture_output=True, text=True,
                               timeout=120, check=False)

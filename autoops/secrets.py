@@ -10,6 +10,7 @@ Nothing here writes plaintext to a file, prints a value or puts one in an argv.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,6 +26,8 @@ from autoops.errors import (
     SecretsCrossEnvError,
     SecretsInvalidError,
     SecretsKeyMissingError,
+    SecretsNameUnknownError,
+    SecretsNoTerminalError,
 )
 from autoops.inventory import inventory_path
 from autoops.settings import Settings
@@ -35,10 +38,68 @@ from autoops.sopsconfig import CONFIG_NAME, SopsConfig, write_atomic
 SECRETS_FILE = Path("group_vars") / "all" / "secrets.sops.yml"
 SOPS_SUFFIXES = (".sops.yml", ".sops.yaml", ".sops.json")
 MIN_MASKABLE = 4  # the redactor does not mask shorter values (it would mangle text)
+MAX_VALUE_BYTES = 1 << 20  # `secrets set`: a value, not a data set
+
+# `secrets set` names: Ansible variables that shadow nothing Ansible or autoops defines.
+NAME_PATTERN = re.compile(r"[a-z_][a-z0-9_]{0,63}")
+RESERVED_PREFIXES = ("ansible_", "autoops_")
+# Ansible's magic variables and its reserved names (ansible.vars.reserved, 2.19).
+RESERVED_NAMES = frozenset((
+    "hostvars", "groups", "group_names", "inventory_hostname", "inventory_hostname_short",
+    "inventory_dir", "inventory_file", "omit", "play_hosts", "playbook_dir", "role_name",
+    "role_names", "role_path", "environment", "action", "always", "any_errors_fatal", "args",
+    "async", "async_val", "become", "become_exe", "become_flags", "become_method", "become_user",
+    "block", "changed_when", "check_mode", "collections", "connection", "cycler", "debugger",
+    "delay", "delegate_facts", "delegate_to", "dict", "diff", "fact_path", "failed_when",
+    "force_handlers", "gather_facts", "gather_timeout", "handlers", "hosts", "ignore_errors",
+    "ignore_unreachable", "joiner", "lipsum", "local_action", "lookup", "loop", "loop_control",
+    "loop_with", "max_fail_percentage", "module_defaults", "name", "namespace", "no_log", "notify",
+    "now", "order", "poll", "port", "post_tasks", "pre_tasks", "q", "query", "range", "register",
+    "remote_user", "rescue", "retries", "roles", "run_once", "serial", "strategy", "tags", "tasks",
+    "throttle", "timeout", "undef", "until", "vars", "vars_files", "vars_prompt", "when", "with_",
+))
+
+# A new file's content. sops shows an empty mapping as `{}`, which the first added
+# `name: value` line breaks, so the mapping holds a placeholder (a boolean: never a
+# value to redact) under comments that show the form.
+PLACEHOLDER = "autoops_placeholder"
+
+
+def initial_document(env: str) -> str:
+    return (f"# {env}'s secrets, encrypted by sops. One `name: value` per line; each name is\n"
+            "# an Ansible variable that playbooks use as {{ name }}. For example:\n"
+            "# db_password: change-me\n"  # pragma: allowlist secret
+            f"# {PLACEHOLDER} only keeps this mapping from being empty (sops would show\n"
+            "# `{}`, which an added line breaks); delete it once a real name is here.\n"
+            f"{PLACEHOLDER}: true\n")
 
 
 def is_sops_name(name: str) -> bool:
     return name.endswith(SOPS_SUFFIXES)
+
+
+def value_from_input(data: bytes) -> str:
+    """A value as piped to ``secrets set``: UTF-8, one trailing newline dropped (echo's)."""
+    if len(data) > MAX_VALUE_BYTES:
+        raise BadInputError(f"the value is longer than {MAX_VALUE_BYTES} bytes")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadInputError("the value on stdin is not UTF-8 text") from None
+    return text.removesuffix("\n")
+
+
+def checked_name(name: str) -> str:
+    """A variable name ``secrets set`` may write, or BadInputError."""
+    if not NAME_PATTERN.fullmatch(name):
+        raise BadInputError(f"{name!r} is not a variable name",
+                            remedy="Use lower-case letters, digits and _ (at most 64, not "
+                                   "starting with a digit), e.g. db_password.")
+    if name.startswith(RESERVED_PREFIXES) or name in RESERVED_NAMES:
+        raise BadInputError(f"{name!r} would shadow a name Ansible or autoops defines",
+                            remedy="Choose another name, e.g. with the app's name in front "
+                                   "(myapp_db_password).")
+    return name
 
 
 def parse_document(text: str) -> Any:
@@ -223,7 +284,8 @@ class Secrets:
         if created_file:
             target.parent.mkdir(parents=True, exist_ok=True)
             sops = Sops(self.config_path)
-            write_atomic(target, sops.encrypt(b"{}\n", self.relative(target), [recipient]), 0o644)
+            initial = initial_document(env).encode()
+            write_atomic(target, sops.encrypt(initial, self.relative(target), [recipient]), 0o644)
         return {"env": env, "key": ref.origin, "key_created": created_key,
                 "recipient": recipient, "fingerprint": agekeys.fingerprint(recipient),
                 "file": self.relative(target), "file_created": created_file}
@@ -232,8 +294,16 @@ class Secrets:
         """Variable names per file, read from the encrypted files (no key needed)."""
         return {self.relative(path): self.key_names_of(path) for path in self.files(env)}
 
-    def edit(self, env: str, file: str | None = None) -> dict[str, Any]:
-        """Open a file of ``env`` in $EDITOR through sops; report which names changed."""
+    def edit(self, env: str, file: str | None = None, *, terminal: bool) -> dict[str, Any]:
+        """Open a file of ``env`` in $EDITOR through sops; report which names changed.
+
+        ``terminal``: the caller's stdin, stdout and stderr are a terminal. Without one
+        this refuses before sops runs (sops' "press a key" prompt would loop forever).
+        """
+        if not terminal:
+            raise SecretsNoTerminalError(
+                "`autoops secrets edit` needs a terminal (stdin, stdout and stderr): "
+                "the editor and sops' prompts run there")
         if not self.settings.editor:
             raise BadInputError("no editor: set $EDITOR (or $VISUAL)",
                                 remedy="For example: EDITOR=vi autoops secrets edit --env ENV")
@@ -241,16 +311,53 @@ class Secrets:
         self.check_recipients(target, env, self.config())
         before = set(self.key_names_of(target))
         sops = Sops(self.config_path, self.key(env).for_sops())
-        changed = sops.edit(target, self.settings.editor)
+        changed = sops.edit(target, self.settings.editor, self.relative(target))
         after = set(self.key_names_of(target))
         return {"env": env, "file": self.relative(target), "changed": changed,
                 "added": sorted(after - before), "removed": sorted(before - after)}
+
+    def set_value(self, env: str, name: str, value: str,
+                  file: str | None = None) -> dict[str, Any]:
+        """Set one variable of a file of ``env`` to ``value`` (sops reads it from a pipe)."""
+        checked_name(name)
+        if not value:
+            raise BadInputError("the value is empty", remedy="Pass the value on stdin, e.g. "
+                                "`autoops secrets set --env ENV NAME < value-file`.")
+        target = self._pick(env, file)
+        self.check_recipients(target, env, self.config())
+        existed = name in self.top_names_of(target)
+        sops = Sops(self.config_path, self.key(env).for_sops())
+        sops.set_value(target, name, value, self.relative(target))
+        warnings = []
+        if len(value) < MIN_MASKABLE:
+            warnings.append(f"{name}'s value is shorter than {MIN_MASKABLE} characters: runs "
+                            "cannot mask it in their output")
+        return {"env": env, "file": self.relative(target), "name": name, "created": not existed,
+                "warnings": warnings}
+
+    def unset_value(self, env: str, name: str, file: str | None = None) -> dict[str, Any]:
+        """Remove one variable from a file of ``env``; refused when it is not there."""
+        target = self._pick(env, file)
+        self.check_recipients(target, env, self.config())
+        if name not in self.top_names_of(target):
+            raise SecretsNameUnknownError(
+                f"{self.relative(target)} has no variable {name!r}; nothing was changed")
+        sops = Sops(self.config_path, self.key(env).for_sops())
+        sops.unset(target, name, self.relative(target))
+        return {"env": env, "file": self.relative(target), "name": name}
 
     def key_names_of(self, path: Path) -> list[str]:
         doc = parse_document(self._read(path))
         if sops_metadata(doc) is None:
             raise SecretsInvalidError(f"{self.relative(path)} is not SOPS-encrypted")
         return [name for name, _ in leaves(doc)]
+
+    def top_names_of(self, path: Path) -> list[str]:
+        """The file's top-level variable names (from the encrypted file: no key needed)."""
+        doc = parse_document(self._read(path))
+        if sops_metadata(doc) is None or not isinstance(doc, dict):
+            raise SecretsInvalidError(f"{self.relative(path)} is not SOPS-encrypted")
+        return [str(key) for key in doc if key != "sops"]
 
     def _pick(self, env: str, file: str | None) -> Path:
         files = self.files(env)

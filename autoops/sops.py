@@ -3,14 +3,19 @@
 Plaintext only travels over pipes: sops reads it on stdin or writes it on stdout,
 so nothing decrypted is written to a file by autoops. The one exception is
 ``sops edit``, which hands the editor a temporary file: it goes in a private
-directory in memory (``/dev/shm``) that is removed afterwards.
+directory in memory (``/dev/shm``) that is removed afterwards. ``sops set`` reads
+its value on stdin (never argv), ``sops set``/``unset`` rewrite a copy of the
+(encrypted) file, which then replaces it in one step.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -18,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autoops.errors import (
+    AutoopsError,
+    SecretsEditorFailedError,
     SecretsError,
     SecretsInvalidError,
     SecretsKeyWrongError,
@@ -30,7 +37,32 @@ EXIT_NO_KEY = 128  # no master key could decrypt the data key (wrong or no key)
 EXIT_CIPHER = 25  # a ciphertext fails authentication (a byte flipped, values swapped)
 EXIT_MAC = 51  # the file's MAC does not match (a key removed or added)
 EXIT_UNCHANGED = 200  # `sops edit`: the file was not modified
+EXIT_EDITOR = 201  # `sops edit`: the editor exited non-zero or could not start
 _TIMEOUT = 60
+
+# sops runs this in place of $EDITOR: it runs the editor (split like sops splits it),
+# notes its exit status for the message, and stops sops' "press a key to return to the
+# editor" loop when there is no terminal (sops then reopens the editor endlessly).
+_EDITOR_SHIM = """\
+import json, os, shlex, signal, subprocess, sys
+record = os.environ.pop("AUTOOPS_EDITOR_RECORD")
+editor = shlex.split(os.environ.pop("AUTOOPS_EDITOR"))
+with open(record, "a+", encoding="utf-8") as fh:
+    fh.seek(0)
+    reopened = bool(fh.read())
+if reopened and not os.isatty(0):
+    note, rc = {"reopened": True}, 1
+else:
+    signal.signal(signal.SIGINT, lambda *_: None)  # Ctrl+C is the editor's to handle
+    try:
+        rc = subprocess.call([*editor, *sys.argv[1:]])
+        note = {"status": rc if rc >= 0 else 128 - rc}
+    except OSError as exc:
+        note, rc = {"error": exc.strerror or str(exc), "status": 127}, 127
+with open(record, "a", encoding="utf-8") as fh:
+    fh.write(json.dumps(note) + "\\n")
+sys.exit(note.get("status", rc))
+"""
 
 
 @dataclass(frozen=True)
@@ -93,7 +125,8 @@ class Sops:
         finally:
             os.close(fd)
 
-    def _run(self, args: Sequence[str], stdin: bytes | None = None) -> bytes:
+    def _run(self, args: Sequence[str], stdin: bytes | None = None,
+             subject: str | None = None) -> bytes:
         argv = [binary(), "--config", str(self.config), *args]
         try:
             with self._inline_key() as (key_env, fds):
@@ -103,7 +136,7 @@ class Sops:
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise SecretsToolError(f"sops could not run: {exc}") from None
         if proc.returncode != 0:
-            raise self._error(proc.returncode, proc.stderr, args[-1])
+            raise self._error(proc.returncode, proc.stderr, subject or args[-1])
         return proc.stdout
 
     def _error(self, rc: int, stderr: bytes, subject: str) -> SecretsError | SecretsToolError:
@@ -144,20 +177,101 @@ class Sops:
         probe._run(["decrypt", "--filename-override", name, "--output-type", "json"],
                    stdin=encrypted)
 
-    def edit(self, path: Path, editor: str) -> bool:
-        """Open the decrypted file in ``editor`` through sops; True when it changed."""
+    def edit(self, path: Path, editor: str, name: str | None = None) -> bool:
+        """Open the decrypted file in ``editor`` through sops; True when it changed.
+
+        sops gets the caller's terminal (stdin, stdout, stderr): only call this with one,
+        or sops' "press a key" prompt after content that does not parse would loop.
+        """
+        subject = name or str(path)
         with private_tmpdir() as tmp, self._inline_key() as (key_env, fds):
-            env = self._environ({"EDITOR": editor, "TMPDIR": str(tmp), **key_env})
+            shim, record = tmp / "editor.py", tmp / "editor.status"
+            shim.write_text(_EDITOR_SHIM, encoding="utf-8")
+            env = self._environ({
+                "EDITOR": shlex.join([sys.executable, "-I", "-S", str(shim)]),
+                "AUTOOPS_EDITOR": editor, "AUTOOPS_EDITOR_RECORD": str(record),
+                "TMPDIR": str(tmp), **_terminal_environ(), **key_env})
             try:
                 proc = subprocess.run([binary(), "--config", str(self.config), "edit", str(path)],
                                       cwd=self.cwd, env=env, check=False, pass_fds=fds)
             except OSError as exc:
                 raise SecretsToolError(f"sops could not run: {exc}") from None
+            notes = record.read_text(encoding="utf-8").splitlines() if record.exists() else []
         if proc.returncode == EXIT_UNCHANGED:
             return False
+        if proc.returncode == EXIT_EDITOR:
+            raise _editor_failed(subject, editor, notes)
         if proc.returncode != 0:
-            raise self._error(proc.returncode, b"", str(path))
+            raise self._error(proc.returncode, b"", subject)
         return True
+
+    def set_value(self, path: Path, name: str, value: str, subject: str | None = None) -> None:
+        """Set the top-level variable ``name`` to the string ``value``.
+
+        sops reads the value as JSON from a pipe (``--value-stdin``), never from argv;
+        comments and the other values stay as they are.
+        """
+        payload = json.dumps(value).encode()  # ASCII-only JSON: quotes, newlines, unicode
+        try:
+            self._rewrite(path, ["set", "--value-stdin"], name, payload, subject)
+        except SecretsInvalidError:  # never repeat sops' stderr: it could quote input
+            raise SecretsInvalidError(f"{subject or path}: sops could not set {name!r}; "
+                                      "nothing was changed") from None
+
+    def unset(self, path: Path, name: str, subject: str | None = None) -> None:
+        """Remove the top-level variable ``name``; comments and other values stay."""
+        self._rewrite(path, ["unset"], name, None, subject)
+
+    def _rewrite(self, path: Path, args: Sequence[str], name: str, stdin: bytes | None,
+                 subject: str | None) -> None:
+        """Let sops rewrite a copy of ``path``, then swap it in: never a half-written file."""
+        try:
+            fd, tmp_name = tempfile.mkstemp(prefix=".autoops-", suffix=f"-{path.name}",
+                                            dir=path.parent)  # same suffix: sops picks the format
+        except OSError as exc:
+            raise SecretsInvalidError(f"{subject or path}: cannot write beside it "
+                                      f"({exc.strerror})") from None
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(path.read_bytes())
+            self._run([*args, str(tmp), json.dumps([name])], stdin=stdin,
+                      subject=subject or str(path))
+            with tmp.open("rb+") as fh:
+                os.fchmod(fh.fileno(), path.stat().st_mode & 0o777)
+                os.fsync(fh.fileno())
+            tmp.replace(path)
+        except OSError as exc:
+            raise SecretsInvalidError(f"{subject or path}: cannot rewrite it ({exc.strerror}); "
+                                      "nothing was changed") from None
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+def _terminal_environ() -> dict[str, str]:
+    """What an editor needs to draw on the terminal (sops otherwise gets a bare environment)."""
+    return {name: os.environ[name] for name in ("TERM", "COLORTERM") if name in os.environ}
+
+
+def _editor_failed(subject: str, editor: str, notes: list[str]) -> AutoopsError:
+    """What became of the editor, from the shim's notes (the last run counts)."""
+    try:
+        last = json.loads(notes[-1]) if notes else {}
+    except ValueError:
+        last = {}
+    if last.get("reopened"):
+        return SecretsEditorFailedError(
+            f"{subject}: the edited content does not parse and there is no terminal to "
+            "correct it in; nothing was changed",
+            remedy="Edit from a terminal, or use `autoops secrets set` / `secrets unset`.")
+    if "error" in last:
+        return SecretsEditorFailedError(
+            f"{subject}: the editor {editor!r} could not start ({last['error']}); "
+            "nothing was changed")
+    if "status" in last:
+        return SecretsEditorFailedError(
+            f"{subject}: the editor exited with status {last['status']}; nothing was changed")
+    return SecretsToolError(f"{subject}: sops could not start the editor; nothing was changed")
 
 
 @contextmanager

@@ -107,7 +107,8 @@ def test_denied_run_is_audited_and_runs_nothing(app: Autoops, settings: Settings
 
 
 def test_approval_without_a_terminal_runs_nothing(app: Autoops, settings: Settings) -> None:
-    commit = "0123456789abcdef0123456789abcdef01234567"  # a tag could not be pinned: see below
+    # a tag could not be pinned: see below
+    commit = "0123456789abcdef0123456789abcdef01234567"  # pragma: allowlist secret
     with pytest.raises(ApprovalRequiredError) as err:
         app.run(RunRequest("deploy", "production", {"app": "app", "revision": commit}))
     recs = records(settings, err.value.details["run_id"])

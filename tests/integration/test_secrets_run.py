@@ -218,7 +218,7 @@ def test_a_run_cancelled_mid_way_leaves_the_secret_nowhere(
 LOUD = {"ANSIBLE_VERBOSITY": "4", "ANSIBLE_DEBUG": "1", "ANSIBLE_KEEP_REMOTE_FILES": "1",
         "ANSIBLE_DISPLAY_ARGS_TO_STDOUT": "1", "ANSIBLE_NO_TARGET_SYSLOG": "0",
         "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.json,ansible.builtin.tree",
-        "ANSIBLE_CALLBACK_TREE_DIR": "/tmp/autoops-loud-tree", "ANSIBLE_PIPELINING": "0"}
+        "ANSIBLE_PIPELINING": "0"}
 
 
 def test_the_callers_logging_settings_receive_no_secret(
@@ -226,7 +226,9 @@ def test_the_callers_logging_settings_receive_no_secret(
     """ANSIBLE_LOG_PATH, -vvvv-equivalents and kept remote files, set by the caller."""
     dest = tmp_path / "secret.txt"
     log = tmp_path / "ansible.log"
-    env = {**cli_env(keyed.settings), **LOUD, "ANSIBLE_LOG_PATH": str(log)}
+    tree = tmp_path / "tree"
+    env = {**cli_env(keyed.settings), **LOUD, "ANSIBLE_LOG_PATH": str(log),
+           "ANSIBLE_CALLBACK_TREE_DIR": str(tree)}
     ran = subprocess.run([str(VENV_BIN / "autoops"), "run", "test-secret", "--env", "staging",
                           "-p", f"dest={dest}", "-p", "fail=true"], env=env,
                          capture_output=True, text=True, timeout=300, check=False)
@@ -234,7 +236,7 @@ def test_the_callers_logging_settings_receive_no_secret(
     assert ran.returncode == ExitStatus.PLAYBOOK_FAILED, ran.stderr
     assert "ANSIBLE_LOG_PATH" in ran.stderr, "the dropped variables are named"
     assert not log.exists()
-    assert not Path(LOUD["ANSIBLE_CALLBACK_TREE_DIR"]).exists()
+    assert not tree.exists()
     assert watch.hits == []
     assert leak_hunt(canary, keyed.settings, dest, ran.stdout, ran.stderr) == []
 
@@ -286,6 +288,20 @@ def test_an_inline_age_key_never_reaches_ansible(keyed: Autoops, canary: Canary,
     others = [hit for hit in key_watch.hits if hit != f"{proc.pid}/environ"]
     assert others == [], "the age key was in another process's argv or environment"
     assert secret_line not in out + err
+
+
+def test_a_secret_value_is_data_never_a_template(keyed: Autoops, tmp_path: Path) -> None:
+    """community.sops marks decrypted values as templates; autoops' vars plugin does not."""
+    marker = tmp_path / "templated"
+    value = f"{{{{ lookup('pipe', 'touch {marker}') }}}} {{% raw %}} tail"
+    put_secrets(keyed, "staging", {"canary_secret": value})
+    dest = tmp_path / "secret.txt"
+    result = run_script(keyed.settings, "run", "test-secret", "--env", "staging",
+                        "-p", f"dest={dest}")
+    assert result.returncode == ExitStatus.OK, result.stdout + result.stderr
+    assert not marker.exists(), "a secret's value was run as a template"
+    assert dest.read_text() == value, "the value reaches the task exactly as stored"
+    assert "DEPRECATION" not in result.stdout + result.stderr
 
 
 def test_plain_ansible_playbook_reads_the_same_secrets(keyed: Autoops, canary: Canary,
@@ -426,7 +442,7 @@ def test_deploy_writes_the_apps_environment_file_from_secrets(
     assert restarted, "a changed environment file restarts the service"
 
     (project / "ansible.cfg").write_text((project / "ansible.cfg").read_text().replace(
-        ", community.sops.sops", ""))
+        ", autoops.ops.sops_data", ""))
     plain = app.run(RunRequest("deploy", "local", {"app": "demo", "revision": "main"}))
     assert plain.status is ExitStatus.PLAYBOOK_FAILED
     assert any("SOPS ciphertext" in (r["msg"] or "") for r in plain.results)

@@ -240,6 +240,7 @@ def _halt(s: str) -> dict[str, Any]:
 def _policy(s: str) -> dict[str, Any]:
     env = {"origins": {"unattended_max_risk": s, "windows": s, "grants": s}, "description": s,
            "unattended_max_risk": s, "confirm_max_risk": s, "two_person_min_risk": s,
+           "typed_confirmation_max_risk": s, "approvers": {"users": [s], "groups": [s]},
            "approval_expires_in": s,
            "windows": {"above": s, "timezone": s,
                        "weekly": [{"days": [s, "mon"], "start": s, "end": s}],
