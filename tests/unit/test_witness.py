@@ -7,7 +7,7 @@ import shutil
 import socket
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -246,11 +246,8 @@ def test_unusable_target_urls_fail_closed(url: str) -> None:
         Witness(url)
 
 
-def test_unix_stream_socket_is_used_when_the_path_is_one(sockdir: Path) -> None:
-    path = sockdir / "stream.sock"
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(str(path))
-    server.listen(1)
+def _received(server: socket.socket, send: Callable[[], None]) -> bytes:
+    """What one connection to a listening ``server`` carried while ``send`` ran."""
     received: list[bytes] = []
 
     def serve() -> None:
@@ -262,11 +259,19 @@ def test_unix_stream_socket_is_used_when_the_path_is_one(sockdir: Path) -> None:
     thread = threading.Thread(target=serve)
     thread.start()
     try:
-        Witness(f"unix://{path}").checkpoint(5, HASH)
+        send()
         thread.join(30)
     finally:
         server.close()
-    data = b"".join(received)
+    return b"".join(received)
+
+
+def test_unix_stream_socket_is_used_when_the_path_is_one(sockdir: Path) -> None:
+    path = sockdir / "stream.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(1)
+    data = _received(server, lambda: Witness(f"unix://{path}").checkpoint(5, HASH))
     assert data.endswith(b"\n")
     assert data.count(b"\n") == 1
     assert parse_line(data.decode()) == WitnessEntry(seq=5, hash=HASH, type="checkpoint")
@@ -275,22 +280,8 @@ def test_unix_stream_socket_is_used_when_the_path_is_one(sockdir: Path) -> None:
 def test_tcp_uses_octet_counting() -> None:
     server = socket.create_server(("127.0.0.1", 0))
     port = server.getsockname()[1]
-    received: list[bytes] = []
-
-    def serve() -> None:
-        conn, _ = server.accept()
-        with conn:
-            while chunk := conn.recv(65536):
-                received.append(chunk)
-
-    thread = threading.Thread(target=serve)
-    thread.start()
-    try:
-        Witness(f"tcp://127.0.0.1:{port}").checkpoint(9, HASH)
-        thread.join(30)
-    finally:
-        server.close()
-    length, _, message = b"".join(received).partition(b" ")
+    data = _received(server, lambda: Witness(f"tcp://127.0.0.1:{port}").checkpoint(9, HASH))
+    length, _, message = data.partition(b" ")
     assert int(length) == len(message)
     assert parse_line(message.decode()) == WitnessEntry(seq=9, hash=HASH, type="checkpoint")
 
