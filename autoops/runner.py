@@ -7,7 +7,9 @@ has nothing inherited to copy. The worker
 
 - dies with autoops: a parent-death signal (``PR_SET_PDEATHSIG``) and a broken pipe both
   cancel the run, and it is the child subreaper of everything below it, so ansible's
-  ``setsid()`` workers are found and killed when the run ends, whatever the ending;
+  ``setsid()`` workers are found and killed when the run ends, whatever the ending (on
+  hosts reached with connection local, that includes a daemon a play starts itself
+  rather than through a service manager);
 - carries the run's mark (``AUTOOPS_RUN_ID``) in its environment, inherited by every
   process of the run, so that if autoops and the worker are both killed the next
   autoops command still finds and kills what is left (``procs.marked``);
@@ -43,7 +45,14 @@ from typing import IO, Any
 import yaml
 
 from autoops.errors import RunnerError
-from autoops.procs import RUN_MARK, descendants, kill_leftovers, process_start_time
+from autoops.procs import (
+    RUN_MARK,
+    descendants,
+    kill_leftovers,
+    kill_recorded,
+    marked,
+    process_start_time,
+)
 
 HOST_EVENTS = {
     "runner_on_ok": "ok",
@@ -205,8 +214,6 @@ def execute(spec: RunSpec, on_result: Callable[[HostResult], None],
     """
     spec.runs_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     data_dir = Path(tempfile.mkdtemp(prefix=f"{spec.run_id}.", dir=spec.runs_dir))
-    become_subreaper()  # if the worker is killed, its orphans come to us
-    before = descendants(os.getpid())
     outcome = RunOutcome(status="failed", rc=-1)
     failure: list[BaseException] = []
     worker: subprocess.Popen[bytes] | None = None
@@ -239,7 +246,9 @@ def execute(spec: RunSpec, on_result: Callable[[HostResult], None],
             worker.stderr.close()
         if worker is not None and worker.stdout is not None:
             worker.stdout.close()
-        outcome.killed += kill_leftovers(before)  # orphans of a killed worker
+        # Orphans of a killed worker carry the run's mark wherever they were reparented;
+        # nothing else is touched (this process may have children of its own).
+        outcome.killed += kill_recorded(marked(spec.run_id))
         shutil.rmtree(data_dir, ignore_errors=True)
     if failure:
         raise failure[0]

@@ -63,8 +63,11 @@ def test_text_output_is_a_readable_summary(settings: Settings) -> None:
      "AUTOOPS-APPROVAL-REQUIRED"),  # DESTRUCTIVE in production: a second person
     (["run", "test-echo", "--env", "production", "-p", "text=x", "-p", "dest=/tmp/x"], 3,
      "AUTOOPS-POLICY-DENIED"),
-    (["run", "deploy", "--env", "production", "-p", "app=app", "-p", "revision=v1"], 4,
+    (["run", "deploy", "--env", "production", "-p", "app=app", "-p",
+      "revision=0123456789abcdef0123456789abcdef01234567"], 4,  # pragma: allowlist secret
      "AUTOOPS-APPROVAL-REQUIRED"),
+    (["run", "deploy", "--env", "production", "-p", "app=app", "-p", "revision=v1"], 2,
+     "AUTOOPS-PARAM-INVALID"),  # a tag of a repository only the hosts can read
     (["run", "health", "--env", "local", "-p", "disk_max_percent=1"], 5,
      "AUTOOPS-PLAYBOOK-FAILED"),
 ])
