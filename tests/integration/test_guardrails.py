@@ -450,4 +450,7 @@ def test_plan_names_every_rule_and_what_would_satisfy_it(settings: Settings) -> 
     for rule in ("halt", "freeze", "window", "risk-confirm", "two-person"):
         assert f"  - {rule}: " in planned.out
     assert "to satisfy: `autoops run` records a request" in planned.out
-    assert "to satisfy: type 'production' at the prompt, or --grant TOKEN" in planned.out
+    assert "takes no typed confirmation above HIGH" in planned.out  # DESTRUCTIVE: a person
+    typed = run_cli(settings, "plan", "backup", "--env", "production")
+    assert typed.status == ExitStatus.APPROVAL_REQUIRED
+    assert "to satisfy: type 'production' at the prompt, or --grant TOKEN" in typed.out
