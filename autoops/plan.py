@@ -137,11 +137,10 @@ def fleet_map(content: Content, declared_envs: set[str],
     root = content.project_dir / "inventories"
     envs = sorted(e for e in declared_envs if (root / e).is_dir())
     paths = {env: inventory.inventory_path(root, env, declared_envs) for env in envs}
-    digest = hashlib.sha256(__version__.encode())
-    for env in envs:
-        digest.update(f"{env}\0{content_digest(content.project_dir, paths[env], content.owners)}"
-                      .encode())
-    key = "fleet:" + digest.hexdigest()
+    # what decides the hosts and their addresses: ansible.cfg and every inventory
+    key = "fleet:" + _digest(content.project_dir.resolve(),
+                             [content.project_dir / "ansible.cfg", *paths.values()],
+                             content.owners)
     cached = cache.cached_hosts(key) if cache else None
     if cached is not None:
         return dict(json.loads(cached[0]))
@@ -155,9 +154,13 @@ def fleet_map(content: Content, declared_envs: set[str],
 def content_digest(project_dir: Path, inventory_dir: Path,
                    owners: frozenset[int] | None = None) -> str:
     """sha256 over autoops' version and the relative paths and bytes of what a run reads."""
-    digest = hashlib.sha256(f"autoops {__version__}\0".encode())
     project = project_dir.resolve()
-    roots = [project / name for name in CONTENT_ROOTS] + [inventory_dir]
+    return _digest(project, [project / name for name in CONTENT_ROOTS] + [inventory_dir],
+                   owners)
+
+
+def _digest(project: Path, roots: list[Path], owners: frozenset[int] | None) -> str:
+    digest = hashlib.sha256(f"autoops {__version__}\0".encode())
     for name, path in sorted(_files(project, roots, owners)):
         digest.update(name.encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")

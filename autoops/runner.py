@@ -16,8 +16,8 @@ has nothing inherited to copy. The worker
 - gets a fresh private data dir (0700) under the state directory, removed afterwards,
   with ``suppress_env_files`` and no stdout artifact, and parameters in an extra-vars
   file whose strings are tagged ``!unsafe`` so Ansible never templates them;
-- receives an inline age key over its stdin pipe and gives it to sops as a memfd path,
-  never as an environment value or a file on disk.
+- finds an inline age key at a memfd path of autoops' own (``/proc/PID/fd/N``), never as
+  an environment value or a file on disk.
 
 Events are normalised into :class:`HostResult` in the worker and sent to autoops as JSON
 lines on a pipe; no event is written to disk (the handler returns False).
@@ -81,7 +81,7 @@ class RunSpec:
     # The worker's whole environment, built from the allowlist (Settings.child_environ)
     # plus what the run needs (e.g. the age key file's path). Nothing else is inherited.
     environ: Mapping[str, str] = field(default_factory=dict)
-    age_key: str | None = field(default=None, repr=False)  # an inline key: pipe, then memfd
+    age_key: str | None = field(default=None, repr=False)  # an inline key: held in a memfd
 
 
 @dataclass(frozen=True)
@@ -217,13 +217,18 @@ def execute(spec: RunSpec, on_result: Callable[[HostResult], None],
     outcome = RunOutcome(status="failed", rc=-1)
     failure: list[BaseException] = []
     worker: subprocess.Popen[bytes] | None = None
+    key_fd = os.memfd_create("autoops-age-key") if spec.age_key else None
     try:
+        key_env = {}
+        if key_fd is not None and spec.age_key:  # sops opens it through autoops' /proc entry
+            os.write(key_fd, spec.age_key.encode())
+            key_env = {"SOPS_AGE_KEY_FILE": f"/proc/{os.getpid()}/fd/{key_fd}"}
         tmp = data_dir / "tmp"
         tmp.mkdir(mode=0o700)
         worker = subprocess.Popen(
             [str(spec.python), "-I", "-m", "autoops.runner", str(os.getpid())],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env={**spec.environ, **_hardening(spec, tmp), RUN_MARK: spec.run_id},
+            env={**spec.environ, **key_env, **_hardening(spec, tmp), RUN_MARK: spec.run_id},
             cwd=spec.project_dir, start_new_session=True, close_fds=True)
         on_worker(worker.pid, process_start_time(worker.pid) or "")
         assert worker.stdin is not None  # noqa: S101 - a PIPE
@@ -242,6 +247,8 @@ def execute(spec: RunSpec, on_result: Callable[[HostResult], None],
     finally:
         if worker is not None and worker.poll() is None:  # autoops itself is unwinding
             _stop(worker)
+        if key_fd is not None:
+            os.close(key_fd)
         if worker is not None and worker.stderr is not None:
             worker.stderr.close()
         if worker is not None and worker.stdout is not None:
@@ -261,7 +268,7 @@ def _order(spec: RunSpec, data_dir: Path) -> dict[str, Any]:
             "project_dir": str(spec.project_dir), "playbook": str(spec.playbook),
             "inventory": str(spec.inventory), "limit": spec.limit,
             "extravars": dict(spec.extravars), "check_mode": spec.check_mode,
-            "age_key": spec.age_key}
+}
 
 
 def _follow(worker: subprocess.Popen[bytes], outcome: RunOutcome,
@@ -394,10 +401,6 @@ def _run_playbook(order: Mapping[str, Any], channel: _Channel,
     import ansible_runner  # noqa: PLC0415 - only the worker loads ansible-runner
 
     data_dir = Path(order["data_dir"])
-    if order.get("age_key"):  # in memory only: sops opens it through /proc
-        fd = os.memfd_create("autoops-age-key")
-        os.write(fd, str(order["age_key"]).encode())
-        os.environ["SOPS_AGE_KEY_FILE"] = f"/proc/{os.getpid()}/fd/{fd}"
     vars_file = data_dir / "autoops-extravars.yml"
     fd = os.open(vars_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:

@@ -165,6 +165,10 @@ class Secrets:
     def config_path(self) -> Path:
         return self.settings.project_dir / CONFIG_NAME
 
+    def _sops(self, key: AgeKey | None = None) -> Sops:
+        """sops with this project's rules, ``key`` and the allowlisted environment."""
+        return Sops(self.config_path, key, self.settings.child_environ())
+
     def config(self) -> SopsConfig:
         return SopsConfig.load(self.config_path)
 
@@ -192,7 +196,7 @@ class Secrets:
         if not files:
             return EnvSecrets(env)
         ref = self.key(env)
-        sops = Sops(self.config_path, ref.for_sops())
+        sops = self._sops(ref.for_sops())
         config = self.config()
         own = config.recipients(env)
         if not own:
@@ -283,7 +287,7 @@ class Secrets:
         created_file = not target.exists()
         if created_file:
             target.parent.mkdir(parents=True, exist_ok=True)
-            sops = Sops(self.config_path)
+            sops = self._sops()
             initial = initial_document(env).encode()
             write_atomic(target, sops.encrypt(initial, self.relative(target), [recipient]), 0o644)
         return {"env": env, "key": ref.origin, "key_created": created_key,
@@ -310,7 +314,7 @@ class Secrets:
         target = self._pick(env, file)
         self.check_recipients(target, env, self.config())
         before = set(self.key_names_of(target))
-        sops = Sops(self.config_path, self.key(env).for_sops())
+        sops = self._sops(self.key(env).for_sops())
         changed = sops.edit(target, self.settings.editor, self.relative(target))
         after = set(self.key_names_of(target))
         return {"env": env, "file": self.relative(target), "changed": changed,
@@ -326,7 +330,7 @@ class Secrets:
         target = self._pick(env, file)
         self.check_recipients(target, env, self.config())
         existed = name in self.top_names_of(target)
-        sops = Sops(self.config_path, self.key(env).for_sops())
+        sops = self._sops(self.key(env).for_sops())
         sops.set_value(target, name, value, self.relative(target))
         warnings = []
         if len(value) < MIN_MASKABLE:
@@ -342,7 +346,7 @@ class Secrets:
         if name not in self.top_names_of(target):
             raise SecretsNameUnknownError(
                 f"{self.relative(target)} has no variable {name!r}; nothing was changed")
-        sops = Sops(self.config_path, self.key(env).for_sops())
+        sops = self._sops(self.key(env).for_sops())
         sops.unset(target, name, self.relative(target))
         return {"env": env, "file": self.relative(target), "name": name}
 
@@ -403,7 +407,7 @@ class Secrets:
             probe = AgeKey(file=staged, origin=str(staged))
         if new_recipient is not None:
             target = [self._checked_recipient(new_recipient, env, config)]
-        sops = Sops(self.config_path, ref.for_sops())
+        sops = self._sops(ref.for_sops())
         rotated = {}
         try:
             for path in files:

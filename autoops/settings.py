@@ -43,7 +43,7 @@ SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Inherited variables a child process may see, with the caller's values: locale and
 # terminal only (and, in same-user mode, the caller's own ssh-agent).
 _LOCALE = re.compile(r"^(LANG|LANGUAGE|LC_[A-Z_]+)$")
-_PASS_THROUGH = frozenset({"TERM", "NO_COLOR"})
+_PASS_THROUGH = frozenset({"TERM", "COLORTERM", "NO_COLOR"})
 _USER_PASS_THROUGH = frozenset({"SSH_AUTH_SOCK"})
 # Inherited variables worth naming when they are dropped: they could change what runs,
 # what is loaded, or where output goes.

@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,9 +44,10 @@ _TIMEOUT = 60
 # notes its exit status for the message, and stops sops' "press a key to return to the
 # editor" loop when there is no terminal (sops then reopens the editor endlessly).
 _EDITOR_SHIM = """\
-import json, os, shlex, signal, subprocess, sys
-record = os.environ.pop("AUTOOPS_EDITOR_RECORD")
-editor = shlex.split(os.environ.pop("AUTOOPS_EDITOR"))
+import json, os, signal, subprocess, sys
+with open(sys.argv[1], encoding="utf-8") as fh:  # written by autoops: editor argv, record
+    order = json.load(fh)
+record, editor = order["record"], order["editor"]
 with open(record, "a+", encoding="utf-8") as fh:
     fh.seek(0)
     reopened = bool(fh.read())
@@ -55,7 +56,7 @@ if reopened and not os.isatty(0):
 else:
     signal.signal(signal.SIGINT, lambda *_: None)  # Ctrl+C is the editor's to handle
     try:
-        rc = subprocess.call([*editor, *sys.argv[1:]])
+        rc = subprocess.call([*editor, *sys.argv[2:]])
         note = {"status": rc if rc >= 0 else 128 - rc}
     except OSError as exc:
         note, rc = {"error": exc.strerror or str(exc), "status": 127}, 127
@@ -98,15 +99,16 @@ def binary() -> str:
 class Sops:
     """sops for one project: its ``sops-rules.yaml`` and, for decryption, one age key."""
 
-    def __init__(self, config: Path, key: AgeKey | None = None) -> None:
+    def __init__(self, config: Path, key: AgeKey | None = None,
+                 environ: Mapping[str, str] | None = None) -> None:
         self.config = config
         self.key = key
         self.cwd = config.parent
+        self.environ = dict(environ or {})  # the allowlisted environment (Settings)
 
     def _environ(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        """A minimal environment: no inherited SOPS_* variable picks another key."""
-        env = {name: os.environ[name] for name in ("PATH", "HOME", "LANG")
-               if name in os.environ}
+        """The allowlisted environment: no inherited SOPS_* variable picks another key."""
+        env = dict(self.environ)
         if self.key is not None and self.key.inline is None:
             env.update(self.key.environ())
         env.update(extra or {})
@@ -173,7 +175,7 @@ class Sops:
 
     def check_decrypts(self, encrypted: bytes, name: str, key: AgeKey) -> None:
         """Prove that ``key`` opens ``encrypted`` (content not yet written anywhere)."""
-        probe = Sops(self.config, key)
+        probe = Sops(self.config, key, self.environ)
         probe._run(["decrypt", "--filename-override", name, "--output-type", "json"],
                    stdin=encrypted)
 
@@ -185,12 +187,13 @@ class Sops:
         """
         subject = name or str(path)
         with private_tmpdir() as tmp, self._inline_key() as (key_env, fds):
-            shim, record = tmp / "editor.py", tmp / "editor.status"
+            shim, order, record = tmp / "editor.py", tmp / "editor.json", tmp / "editor.status"
             shim.write_text(_EDITOR_SHIM, encoding="utf-8")
+            order.write_text(json.dumps({"editor": shlex.split(editor), "record": str(record)}),
+                             encoding="utf-8")
             env = self._environ({
-                "EDITOR": shlex.join([sys.executable, "-I", "-S", str(shim)]),
-                "AUTOOPS_EDITOR": editor, "AUTOOPS_EDITOR_RECORD": str(record),
-                "TMPDIR": str(tmp), **_terminal_environ(), **key_env})
+                "EDITOR": shlex.join([sys.executable, "-I", "-S", str(shim), str(order)]),
+                "TMPDIR": str(tmp), **key_env})
             try:
                 proc = subprocess.run([binary(), "--config", str(self.config), "edit", str(path)],
                                       cwd=self.cwd, env=env, check=False, pass_fds=fds)
@@ -246,11 +249,6 @@ class Sops:
                                       "nothing was changed") from None
         finally:
             tmp.unlink(missing_ok=True)
-
-
-def _terminal_environ() -> dict[str, str]:
-    """What an editor needs to draw on the terminal (sops otherwise gets a bare environment)."""
-    return {name: os.environ[name] for name in ("TERM", "COLORTERM") if name in os.environ}
 
 
 def _editor_failed(subject: str, editor: str, notes: list[str]) -> AutoopsError:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from autoops.errors import AutoopsError
+from autoops.settings import SYSTEM_PATH
 
 
 class LabError(AutoopsError):
@@ -38,7 +39,7 @@ class Engine:
     private_dir: Path | None  # set when autoops started this dockerd
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "DOCKER_HOST": self.host}
+        return _client_environ(self.host)
 
     def docker(self, *args: str, check: bool = True,
                timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -52,7 +53,7 @@ class Engine:
 def _answers(host: str) -> bool:
     try:
         proc = subprocess.run([docker_cli(), "version", "--format", "{{.Server.Version}}"],
-                              env={**os.environ, "DOCKER_HOST": host}, capture_output=True,
+                              env=_client_environ(host), capture_output=True,
                               text=True, timeout=20, check=False)
     except subprocess.TimeoutExpired:
         return False
@@ -97,7 +98,8 @@ def _spawn_dockerd(dockerd: str, base: Path, engine: Engine, log: BinaryIO) -> N
         "setsid", "--fork", dockerd, "--bridge=none", "--iptables=false", "--ip6tables=false",
         f"--data-root={base / 'data'}", f"--exec-root={base / 'exec'}",
         f"--pidfile={base / 'dockerd.pid'}", f"--host={engine.host}",
-        "--log-level=warn"], stdout=log, stderr=log, stdin=subprocess.DEVNULL, check=True)
+        "--log-level=warn"], stdout=log, stderr=log, stdin=subprocess.DEVNULL, check=True,
+        env={"PATH": SYSTEM_PATH})
 
 
 def remove_private(private_dir: Path) -> None:
@@ -130,3 +132,8 @@ def stop_private(engine: Engine) -> bool:
     while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
         time.sleep(0.2)
     return True
+
+
+def _client_environ(host: str) -> dict[str, str]:
+    """The docker client's whole environment: the engine to talk to, nothing inherited."""
+    return {"PATH": SYSTEM_PATH, "DOCKER_HOST": host}

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from autoops.lab.docker import Engine, LabError
+from autoops.settings import SYSTEM_PATH
 
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
@@ -113,7 +114,8 @@ def ensure_image(engine: Engine, cache_dir: Path, progress: Progress) -> str:
 
 
 def _run(cmd: list[str], what: str) -> None:
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False,
+                          env={"PATH": SYSTEM_PATH, "LANG": "C.UTF-8"})
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
         raise LabError(f"{what} failed (exit {proc.returncode}): {' | '.join(tail)}")

@@ -72,16 +72,18 @@ class Terminal:
     """A process whose stdin and stderr are a pty that is its controlling terminal.
 
     That is what a person at a terminal gives autoops (the prompt goes to stderr and
-    autoops is the terminal's foreground process group); stdout stays a pipe.
+    autoops is the terminal's foreground process group); stdout stays a pipe unless
+    ``stdout_too`` (an editor draws on stdout).
     """
 
-    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+    def __init__(self, argv: list[str], env: dict[str, str], *, stdout_too: bool = False) -> None:
         self.master, slave = pty.openpty()
 
         def controlling_terminal() -> None:  # runs in the child, after setsid()
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
-        self.proc = subprocess.Popen(argv, stdin=slave, stdout=subprocess.PIPE, stderr=slave,
+        self.proc = subprocess.Popen(argv, stdin=slave, stderr=slave,
+                                     stdout=slave if stdout_too else subprocess.PIPE,
                                      text=True, env=env, start_new_session=True,
                                      preexec_fn=controlling_terminal)  # noqa: PLW1509 - test only
         os.close(slave)
@@ -104,6 +106,46 @@ class Terminal:
 
     def finish(self, timeout: float = 300) -> tuple[int, str]:
         out, _ = self.proc.communicate(timeout=timeout)
+        out = out or ""
         self._reader.join(10)
         os.close(self.master)
         return self.proc.returncode, out + self.seen.decode(errors="replace")
+
+
+class ProcessWatch(threading.Thread):
+    """Samples every other process's argv and environment while something runs.
+
+    ``hits`` names each ``PID/cmdline`` or ``PID/environ`` that held a needle;
+    ``cmdlines_seen`` counts samples whose argv held ``count_argv`` (to prove the
+    watch saw the process it is meant to catch).
+    """
+
+    def __init__(self, *needles: str | bytes, count_argv: bytes | None = None,
+                 interval: float = 0.01) -> None:
+        super().__init__(daemon=True)
+        self.needles = [n.encode() if isinstance(n, str) else n for n in needles]
+        self.count_argv, self.interval = count_argv, interval
+        self.hits: list[str] = []
+        self.samples = 0
+        self.cmdlines_seen = 0
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            for proc in Path("/proc").iterdir():
+                if not proc.name.isdigit() or int(proc.name) == os.getpid():
+                    continue
+                for what in ("cmdline", "environ"):
+                    try:
+                        data = (proc / what).read_bytes()
+                    except OSError:
+                        continue
+                    if what == "cmdline" and self.count_argv and self.count_argv in data:
+                        self.cmdlines_seen += 1
+                    self.hits.extend(f"{proc.name}/{what}" for n in self.needles if n in data)
+            self.samples += 1
+            self._stop_event.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(10)

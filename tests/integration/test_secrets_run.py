@@ -17,8 +17,7 @@ import shlex
 import signal
 import subprocess
 import tempfile
-import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -37,7 +36,7 @@ from autoops.settings import Settings
 from autoops.sops import AgeKey, Sops
 from autoops.status import ExitStatus
 from tests.conftest import VENV_BIN, cli_env, localise, run_script
-from tests.integration.conftest import git, records, set_vars, wait_for
+from tests.integration.conftest import ProcessWatch, git, records, set_vars, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -74,36 +73,6 @@ def keyed(settings: Settings, project: Path) -> Autoops:
     return app
 
 
-class ProcessWatch(threading.Thread):
-    """Samples every process's argv and environment while a run is going."""
-
-    def __init__(self, needle: str) -> None:
-        super().__init__(daemon=True)
-        self.needle = needle.encode()
-        self.hits: list[str] = []
-        self.samples = 0
-        self._stop_event = threading.Event()
-
-    def run(self) -> None:
-        while not self._stop_event.is_set():
-            for proc in Path("/proc").iterdir():
-                if not proc.name.isdigit():
-                    continue
-                for what in ("cmdline", "environ"):
-                    try:
-                        data = (proc / what).read_bytes()
-                    except OSError:
-                        continue
-                    if self.needle in data:
-                        self.hits.append(f"{proc.name}/{what}")
-            self.samples += 1
-            self._stop_event.wait(0.01)
-
-    def stop(self) -> None:
-        self._stop_event.set()
-        self.join(10)
-
-
 @pytest.fixture
 def watch(request: pytest.FixtureRequest) -> Iterator[ProcessWatch]:
     canary: Canary = request.getfixturevalue("canary")
@@ -136,6 +105,17 @@ def files_containing(root: Path, needle: bytes, skip: set[Path]) -> list[Path]:
             except OSError:
                 continue
     return found
+
+
+def interrupt_when(proc: subprocess.Popen[str], ready: Callable[[], bool],
+                   what: str) -> tuple[str, str]:
+    """Ctrl-C ``proc`` once ``ready``; its output. It is killed whatever happens."""
+    try:
+        wait_for(ready, what=what)
+        proc.send_signal(signal.SIGINT)
+        return proc.communicate(timeout=60)
+    finally:
+        proc.kill()
 
 
 def leak_hunt(canary: Canary, settings: Settings, dest: Path, *texts: str) -> list[str]:
@@ -197,15 +177,11 @@ def test_a_run_cancelled_mid_way_leaves_the_secret_nowhere(
         [str(VENV_BIN / "autoops"), "run", "test-secret", "--env", "staging",
          "-p", f"dest={dest}", "-p", "seconds=97"],
         env=cli_env(keyed.settings), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for(lambda: any(r["type"] == "task.result" and r["data"]["task"] == "Register the secret"
-                             for r in records(keyed.settings)), what="the secret to be in use")
-        wait_for(lambda: subprocess.run(["pgrep", "-f", "^sleep 97$"], check=False,
-                                        capture_output=True).returncode == 0, what="the sleep")
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
+    def sleeping_with_the_secret() -> bool:
+        return any(r["type"] == "task.result" and r["data"]["task"] == "Register the secret"
+                   for r in records(keyed.settings)) and subprocess.run(
+            ["pgrep", "-f", "^sleep 97$"], check=False, capture_output=True).returncode == 0
+    out, err = interrupt_when(proc, sleeping_with_the_secret, "the secret in use and the sleep")
     watch.stop()
     assert proc.returncode == ExitStatus.INTERRUPTED, err
     assert subprocess.run(["pgrep", "-f", "^sleep 97$"], check=False).returncode == 1
@@ -250,15 +226,10 @@ def test_a_task_killed_with_the_secret_in_its_arguments_leaves_no_payload(
          "-p", f"dest={dest}", "-p", "hold=true", "-p", "seconds=95"],
         env={**cli_env(keyed.settings), **LOUD}, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True)
-    try:
-        def waiting() -> bool:
-            payloads[:] = list(keyed.settings.runs_dir.glob("*/tmp/ansible_*wait_for_payload_*"))
-            return bool(payloads)
-        wait_for(waiting, what="the module to run with its payload unpacked")
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
+    def waiting() -> bool:
+        payloads[:] = list(keyed.settings.runs_dir.glob("*/tmp/ansible_*wait_for_payload_*"))
+        return bool(payloads)
+    out, err = interrupt_when(proc, waiting, "the module to run with its payload unpacked")
     watch.stop()
     assert proc.returncode == ExitStatus.INTERRUPTED, err
     assert payloads, "the payload is unpacked inside the run's private directory"

@@ -7,14 +7,9 @@ nothing here can leave sops reopening an editor forever.
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import pty
 import secrets
 import subprocess
-import termios
-import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -28,7 +23,7 @@ from autoops.settings import Settings
 from autoops.sops import AgeKey, Sops
 from autoops.status import ExitStatus
 from tests.conftest import VENV_BIN, cli_env, run_cli, run_script
-from tests.integration.conftest import Terminal, records, wait_for
+from tests.integration.conftest import ProcessWatch, Terminal, records, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -78,36 +73,6 @@ def invalid_yaml_editor(tmp_path: Path) -> tuple[str, Path]:
                   f'echo x >> "{count}"\necho "broken: [unclosed" >> "$1"\n'), count
 
 
-class ArgvWatch(threading.Thread):
-    """Samples every process's argv and environment; notes each `sops set` it sees."""
-
-    def __init__(self, needles: list[bytes]) -> None:
-        super().__init__(daemon=True)
-        self.needles = needles
-        self.hits: list[str] = []
-        self.sops_set_seen = 0
-        self._stop_event = threading.Event()
-
-    def run(self) -> None:
-        while not self._stop_event.is_set():
-            for proc in Path("/proc").iterdir():
-                if not proc.name.isdigit() or int(proc.name) == os.getpid():
-                    continue
-                for what in ("cmdline", "environ"):
-                    try:
-                        data = (proc / what).read_bytes()
-                    except OSError:
-                        continue
-                    if what == "cmdline" and b"sops" in data and b"\0set\0--value-stdin\0" in data:
-                        self.sops_set_seen += 1
-                    self.hits.extend(f"{proc.name}/{what}" for n in self.needles if n in data)
-            self._stop_event.wait(0.001)
-
-    def stop(self) -> None:
-        self._stop_event.set()
-        self.join(10)
-
-
 def files_holding(root: Path, needle: bytes) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file() and not p.is_symlink()
             and needle in p.read_bytes()]
@@ -115,26 +80,7 @@ def files_holding(root: Path, needle: bytes) -> list[Path]:
 
 def full_terminal(argv: list[str], env: dict[str, str], timeout: float = 60) -> tuple[int, str]:
     """Run ``argv`` with stdin, stdout and stderr on a pty that is its controlling terminal."""
-    master, slave = pty.openpty()
-
-    def controlling_terminal() -> None:  # runs in the child, after setsid()
-        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
-                            start_new_session=True,
-                            preexec_fn=controlling_terminal)  # noqa: PLW1509 - test only
-    os.close(slave)
-    seen = bytearray()
-    while True:
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:  # EIO: every holder of the pty's slave side has gone
-            break
-        if not chunk:
-            break
-        seen.extend(chunk)
-    os.close(master)
-    return proc.wait(timeout), seen.decode(errors="replace")
+    return Terminal(argv, env, stdout_too=True).finish(timeout)
 
 
 @pytest.fixture
@@ -250,7 +196,7 @@ def hostile_values() -> tuple[dict[str, str], list[bytes]]:
 
 def test_set_and_unset_round_trip_hostile_values_over_a_pipe(staging: Settings) -> None:
     values, needles = hostile_values()
-    watch = ArgvWatch(needles)
+    watch = ProcessWatch(*needles, count_argv=b"\0set\0--value-stdin\0", interval=0.001)
     watch.start()
     try:
         for name, value in values.items():
@@ -259,14 +205,14 @@ def test_set_and_unset_round_trip_hostile_values_over_a_pipe(staging: Settings) 
             assert result.returncode == ExitStatus.OK, result.stderr
             assert f"{name} added" in result.stdout
         for _ in range(40):  # make sure the watch can see sops at all
-            if watch.sops_set_seen:
+            if watch.cmdlines_seen:
                 break
             again = autoops(staging, "secrets", "set", "--env", "staging", "quoted",
                             value=values["quoted"].encode())
             assert "quoted replaced" in again.stdout
     finally:
         watch.stop()
-    assert watch.sops_set_seen, "the watch never saw `sops set` running"
+    assert watch.cmdlines_seen, "the watch never saw `sops set` running"
     assert not watch.hits, f"a value was on a process's argv or environment: {watch.hits}"
 
     data = decrypted(staging)

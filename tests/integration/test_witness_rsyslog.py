@@ -27,12 +27,12 @@ from autoops.audit import record_hash
 from autoops.settings import Settings
 from autoops.status import ExitStatus
 from autoops.witness import WitnessEntry, read_witness
-from tests.conftest import run_cli
+from tests.conftest import needs, run_cli
 from tests.integration.conftest import records, wait_for
 
 RSYSLOGD = Path("/usr/sbin/rsyslogd")
 
-pytestmark = pytest.mark.skipif(not RSYSLOGD.exists(), reason="needs rsyslogd (Debian: rsyslog)")
+pytestmark = needs(RSYSLOGD.exists(), "needs rsyslogd (Debian: rsyslog)")
 
 
 def free_port(kind: socket.SocketKind) -> int:

@@ -4,10 +4,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from autoops.service import launcher_text, sudoers_text
 from autoops.settings import SERVICE_CONFIG_VAR
+from tests.conftest import needs
 
 
 def test_the_launcher_pins_the_config_and_isolates_python(tmp_path: Path) -> None:
@@ -25,7 +24,7 @@ def test_the_launcher_pins_the_config_and_isolates_python(tmp_path: Path) -> Non
     assert out.splitlines()[0] == "/etc/autoops/service.yml", "the caller's value never wins"
 
 
-@pytest.mark.skipif(shutil.which("visudo") is None, reason="visudo is not installed")
+@needs(shutil.which("visudo") is not None, "visudo is not installed (Debian: sudo)")
 def test_the_sudoers_entry_validates_and_allows_only_the_launcher(tmp_path: Path) -> None:
     text = sudoers_text(Path("/usr/local/bin/autoops"), "autoops", "autoops-operators",
                         Path("/etc/sudoers.d/autoops"))
