@@ -499,8 +499,7 @@ class Autoops:
             if on_result is not None:
                 on_result(data)
 
-        sops_env = self.secrets.run_environ(loaded)
-        inline_key = sops_env.pop("SOPS_AGE_KEY", None)  # never in ansible-playbook's environment
+        sops_env, inline_key = self.secrets.run_key(loaded)
         spec = runner.RunSpec(
             run_id=run_id, project_dir=self.settings.project_dir,
             playbook=self.settings.project_dir / the_plan.resolved.action.playbook,

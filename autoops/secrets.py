@@ -220,12 +220,20 @@ class Secrets:
                           tuple(sorted(agekeys.fingerprint(r) for r in used)),
                           tuple(short), tuple(values))
 
-    def run_environ(self, loaded: EnvSecrets) -> dict[str, str]:
-        """What ansible-playbook's vars plugin needs to open the files: paths, no values."""
+    def run_key(self, loaded: EnvSecrets) -> tuple[dict[str, str], str | None]:
+        """What ansible-playbook's vars plugin needs to open the files.
+
+        Paths for its environment (the sops binary, the key file) and, for a key given
+        inline (SOPS_AGE_KEY), the key itself: the runner hands that one over in memory,
+        never in an environment.
+        """
         if not loaded.files:
-            return {}
-        return {"ANSIBLE_SOPS_BINARY": sops_binary(),
-                **self.key(loaded.env).for_sops().environ()}
+            return {}, None
+        key = self.key(loaded.env).for_sops()
+        env = {"ANSIBLE_SOPS_BINARY": sops_binary()}
+        if key.inline is not None:
+            return env, key.inline
+        return {**env, **key.environ()}, None
 
     def check_recipients(self, path: Path, env: str, config: SopsConfig) -> list[str]:
         """The file's recipients, refused unless all of them are ``env``'s own."""
