@@ -18,6 +18,7 @@ could change what runs or where output goes are dropped and named in a notice.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import pwd
 import re
@@ -38,6 +39,7 @@ _PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 SERVICE_CONFIG_PATH = Path("/etc/autoops/service.yml")
 # Set by the root-owned launcher `autoops service install` writes (after sudo's env_reset).
 SERVICE_CONFIG_VAR = "AUTOOPS_SERVICE_CONFIG"
+INLINE_KEY_VAR = "SOPS_AGE_KEY"  # the age key itself, not a path: forgotten once read
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # Inherited variables a child process may see, with the caller's values: locale and
@@ -52,7 +54,7 @@ _NOTABLE = frozenset({"BASH_ENV", "ENV", "TMPDIR", "TZ", "TZDIR", "PERL5LIB", "P
                       "RUBYLIB", "NODE_OPTIONS", "LOCPATH", "GCONV_PATH"})
 # What autoops itself reads in same-user mode (never passed on as such).
 _CONSUMED = frozenset({"AUTOOPS_PROJECT_DIR", "AUTOOPS_STATE_DIR", "AUTOOPS_AUDIT_WITNESS",
-                       SERVICE_CONFIG_VAR, "SOPS_AGE_KEY_FILE", "SOPS_AGE_KEY"})
+                       SERVICE_CONFIG_VAR, "SOPS_AGE_KEY_FILE", INLINE_KEY_VAR})
 
 
 @dataclass(frozen=True)
@@ -235,7 +237,14 @@ class Settings:
         become the allowlist. In same-user mode it is ``$AUTOOPS_PROJECT_DIR`` or this
         source checkout; in service mode, the root-owned config says.
         """
-        env = os.environ if environ is None else environ
+        if environ is None:
+            settings = cls._from(os.environ)
+            _forget_in_process(INLINE_KEY_VAR)
+            return settings
+        return cls._from(environ)
+
+    @classmethod
+    def _from(cls, env: Mapping[str, str]) -> Settings:
         explicit = env.get(SERVICE_CONFIG_VAR)
         config_path = Path(explicit) if explicit else SERVICE_CONFIG_PATH
         if explicit or _exists(config_path):
@@ -268,7 +277,7 @@ class Settings:
             .expanduser() / "autoops",
             age_key_file=Path(env["SOPS_AGE_KEY_FILE"]).expanduser()
             if env.get("SOPS_AGE_KEY_FILE") else None,
-            age_key=env.get("SOPS_AGE_KEY") or None,
+            age_key=env.get(INLINE_KEY_VAR) or None,
             editor=env.get("VISUAL") or env.get("EDITOR") or None,
             witness=env.get("AUTOOPS_AUDIT_WITNESS") or None,
             home=home.expanduser(),
@@ -323,6 +332,31 @@ def _sudo_caller(service: ServiceConfig, env: Mapping[str, str]) -> str:
 def _passthrough(env: Mapping[str, str], names: frozenset[str]) -> dict[str, str]:
     return {k: v for k, v in env.items() if (k in names or _LOCALE.fullmatch(k)) and
             "\0" not in v and len(v) < 4096}
+
+
+def _forget_in_process(name: str) -> None:
+    """Drop ``name`` from this process's environment, and zero it where ``/proc`` shows it.
+
+    Removing it from ``os.environ`` is not enough: ``/proc/PID/environ`` reads the
+    environment block the kernel laid out at exec, and a child forked to exec
+    something else shows that block (the key, if it was ``SOPS_AGE_KEY``) until it
+    execs. Once read into ``Settings``, the value is overwritten in place.
+    """
+    os.environ.pop(name, None)
+    try:
+        after_comm = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        start, end = int(after_comm[47]), int(after_comm[48])  # fields 50, 51: env_start/end
+    except (OSError, IndexError, ValueError):
+        return
+    if end <= start:
+        return
+    block = ctypes.string_at(start, end - start)
+    prefix = name.encode() + b"="
+    offset = 0
+    for entry in block.split(b"\0"):
+        if entry.startswith(prefix):
+            ctypes.memset(start + offset + len(prefix), 0, len(entry) - len(prefix))
+        offset += len(entry) + 1
 
 
 def _ignored(env: Mapping[str, str], consumed: frozenset[str]) -> tuple[str, ...]:

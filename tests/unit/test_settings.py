@@ -165,3 +165,37 @@ def test_the_actor_is_the_sudo_caller_checked_against_passwd(
     else:
         with pytest.raises(ServiceCallerError):
             Settings.from_environ(env)
+
+
+_SHOW_ENVIRON = """
+import os, sys
+from autoops.settings import Settings
+settings = Settings.from_environ()
+assert settings.age_key == os.environ.get("EXPECTED"), settings.age_key
+read, write = os.pipe()
+child = os.fork()
+if child == 0:  # a child forked to exec something shows the parent's block until it does
+    os.write(write, open("/proc/self/environ", "rb").read())
+    os._exit(0)
+os.close(write)
+os.waitpid(child, 0)
+forked = b""
+while chunk := os.read(read, 65536):
+    forked += chunk
+sys.stdout.buffer.write(open("/proc/self/environ", "rb").read() + b"\\n--\\n" + forked)
+"""
+
+
+def test_an_inline_age_key_is_forgotten_where_proc_shows_it() -> None:
+    """Once read, SOPS_AGE_KEY is gone from /proc/PID/environ of autoops and of its forks."""
+    key = "AGE-SECRET-KEY-1" + "Q" * 58
+    env = {"PATH": os.defpath, "HOME": "/nonexistent", "SOPS_AGE_KEY": key, "EXPECTED": key,
+           "AUTOOPS_PROJECT_DIR": str(REPO)}
+    out = subprocess.run([sys.executable, "-c", _SHOW_ENVIRON], env=env, cwd=REPO,
+                         capture_output=True, check=True).stdout
+    own, forked = out.split(b"\n--\n")
+    assert b"PATH=" in own  # the blocks were read, not empty
+    assert b"PATH=" in forked
+    assert b"SOPS_AGE_KEY=" + key.encode() not in own
+    assert b"SOPS_AGE_KEY=" + key.encode() not in forked
+    assert b"EXPECTED=" + key.encode() in own  # only the one variable is wiped
