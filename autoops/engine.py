@@ -20,9 +20,18 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
-from autoops import approvals, grants, identity, inventory, lifetimes, policy, runner
-from autoops.audit import AuditLog, Query
-from autoops.catalog import Catalog
+from autoops.audit.log import AuditLog, Query
+from autoops.audit.witness import Witness
+from autoops.common import durations, identity
+from autoops.common.identity import Principal
+from autoops.common.names import ACTOR_NAME
+from autoops.common.procs import is_alive, kill_recorded, marked, process_start_time, still_alive
+from autoops.core import inventory, policy
+from autoops.core.catalog import Catalog
+from autoops.core.plan import Content, Plan, fleet_map
+from autoops.core.plan import build as build_plan
+from autoops.core.policy import Decision, HaltFacts, Outcome, Policy
+from autoops.core.risk import Risk
 from autoops.errors import (
     ApprovalPlanChangedError,
     ApprovalRequiredError,
@@ -42,25 +51,19 @@ from autoops.errors import (
     ServiceRefusedError,
     WindowClosedError,
 )
-from autoops.grants import Grant
-from autoops.grantstore import GrantStore
-from autoops.halts import Halts
-from autoops.identity import Principal
-from autoops.locks import Locks, needs_lock
-from autoops.plan import Content, Plan, fleet_map
-from autoops.plan import build as build_plan
-from autoops.policy import Decision, HaltFacts, Outcome, Policy
-from autoops.procs import is_alive, kill_recorded, marked, process_start_time, still_alive
-from autoops.redact import Redactor
-from autoops.risk import Risk
-from autoops.runner import HostResult, RunOutcome
-from autoops.secrets import EnvSecrets, Secrets
+from autoops.exits import ExitStatus
+from autoops.guard import approvals, grants
+from autoops.guard.grants import Grant
+from autoops.guard.grantstore import GrantStore
+from autoops.guard.halts import Halts
+from autoops.guard.locks import Locks, needs_lock
+from autoops.run import runner
+from autoops.run.runner import HostResult, RunOutcome
+from autoops.secrets.redact import Redactor
+from autoops.secrets.store import EnvSecrets, Secrets
 from autoops.settings import Settings
-from autoops.state import LockHolder, RunRow, StateDB
-from autoops.status import ExitStatus
-from autoops.witness import Witness
+from autoops.state.db import LockHolder, RunRow, StateDB
 
-ACTOR_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$"
 ResultCallback = Callable[[dict[str, Any]], None]
 
 
@@ -767,7 +770,7 @@ class Autoops:
             grant, token = self.grants.create(
                 env=env, actions=names, max_risk=risk, hosts=hosts,
                 params=grants.parse_param_constraints(params),
-                expires_in=lifetimes.parse_duration(expires_in), uses=uses,
+                expires_in=durations.parse_duration(expires_in), uses=uses,
                 break_glass=break_glass, reason=_reason(reason), issuer=self._actor(actor))
         except (GrantMalformedError, ValueError) as exc:  # an option, not a token, is wrong
             raise BadInputError(f"grant create: {exc}",
@@ -862,7 +865,7 @@ def _uids(user: str) -> set[int]:
 
 def _checked_actor(name: str) -> str:
     """An actor name as it may appear in the audit log."""
-    if not re.fullmatch(ACTOR_PATTERN, name):
+    if not re.fullmatch(ACTOR_NAME, name):
         raise BadInputError(f"--actor {name!r} is not a valid actor name",
                             remedy="Use letters, digits and . _ @ + - (at most 64).")
     return name

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from autoops.status import ExitStatus
+from autoops.exits import ExitStatus
 
 
 class AutoopsError(Exception):

@@ -31,7 +31,8 @@ from typing import Any
 
 import yaml
 
-from autoops import identity
+from autoops.common import identity
+from autoops.common.names import UNIX_NAME
 from autoops.errors import ServiceCallerError, ServiceInvalidError
 
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -97,7 +98,7 @@ class ServiceConfig:
                 raise ServiceInvalidError(f"{path}: {key} must be an absolute path")
             paths[key] = Path(value)
         for key in ("user", "operators"):
-            if not isinstance(doc[key], str) or not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}",
+            if not isinstance(doc[key], str) or not re.fullmatch(UNIX_NAME,
                                                                  doc[key]):
                 raise ServiceInvalidError(f"{path}: {key} must be a Unix user/group name")
         witness = doc.get("witness")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from autoops.procs import descendants
+from autoops.common.procs import descendants
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from autoops.cli import program
+from autoops.cli.main import program
+from autoops.exits import ExitStatus
 from autoops.settings import Settings
-from autoops.status import ExitStatus
 
 REPO = Path(__file__).resolve().parent.parent
 CONTENT = ("ansible.cfg", "catalog.yml", "policy.yml", "playbooks", "roles", "collections",

@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 import yaml
 
-from autoops import procs
+from autoops.common import procs
+from autoops.exits import ExitStatus
 from autoops.settings import Settings
-from autoops.state import StateDB
-from autoops.status import ExitStatus
+from autoops.state.db import StateDB
 from tests.conftest import VENV_BIN, cli_env, localise, make_project, run_cli, run_script
 from tests.integration.conftest import Terminal, records, set_vars, wait_for
 

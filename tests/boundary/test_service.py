@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from autoops.procs import descendants
-from autoops.status import ExitStatus
+from autoops.common.procs import descendants
+from autoops.exits import ExitStatus
 from tests.boundary.conftest import Service
 from tests.integration.conftest import wait_for
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from autoops.engine import Autoops, RunRequest
+from autoops.exits import ExitStatus
 from autoops.lab import manager
-from autoops.status import ExitStatus
 from tests.fleet.conftest import Lab
 from tests.integration.conftest import records, wait_for
 

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 import yaml
 
-from autoops.audit import AuditLog
+from autoops.audit.log import AuditLog
 from autoops.engine import Autoops
 from autoops.settings import Settings
-from autoops.state import StateDB
+from autoops.state.db import StateDB
 
 pytestmark = pytest.mark.integration
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from autoops import approvals
 from autoops.engine import Autoops, RunRequest
 from autoops.errors import ParamInvalidError
+from autoops.exits import ExitStatus
+from autoops.guard import approvals
 from autoops.settings import Settings
-from autoops.status import ExitStatus
 from tests.conftest import localise, supervisor_pid
 from tests.integration.conftest import git, records, set_vars
 

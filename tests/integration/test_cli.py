@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from autoops.exits import ExitStatus
 from autoops.settings import Settings
-from autoops.status import ExitStatus
 from tests.conftest import VENV_BIN, cli_env, localise, run_script
 from tests.integration.conftest import Terminal, kill_matching, records, set_vars, wait_for
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from autoops.render import visible
+from autoops.cli.render import visible
+from autoops.exits import ExitStatus
 from autoops.settings import Settings
-from autoops.status import ExitStatus
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.integration

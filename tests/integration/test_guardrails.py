@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from autoops.common.procs import descendants
 from autoops.engine import Autoops, RunRequest
 from autoops.errors import (
     ApprovalExpiredError,
@@ -30,10 +31,9 @@ from autoops.errors import (
     HaltedError,
     WindowClosedError,
 )
-from autoops.procs import descendants
+from autoops.exits import ExitStatus
 from autoops.settings import Settings
-from autoops.state import StateDB
-from autoops.status import ExitStatus
+from autoops.state.db import StateDB
 from tests.conftest import VENV_BIN, cli_env, run_cli, run_script
 from tests.integration.conftest import records, wait_for
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from autoops.exits import ExitStatus
 from autoops.settings import Settings
-from autoops.state import LockHolder, StateDB
-from autoops.status import ExitStatus
+from autoops.state.db import LockHolder, StateDB
 from tests.conftest import VENV_BIN, cli_env, run_script
 from tests.integration.conftest import records, wait_for
 

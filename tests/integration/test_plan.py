@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from autoops import inventory
+from autoops.core import inventory
 from autoops.engine import Autoops, RunRequest
 
 pytestmark = pytest.mark.integration

@@ -16,8 +16,8 @@ from autoops.errors import (
     ParamInvalidError,
     PolicyDeniedError,
 )
+from autoops.exits import ExitStatus
 from autoops.settings import Settings
-from autoops.status import ExitStatus
 from tests.integration.conftest import records
 
 pytestmark = pytest.mark.integration
@@ -145,7 +145,7 @@ def test_limit_that_matches_nothing_is_bad_input(app: Autoops, settings: Setting
 
 
 def test_interrupted_runs_are_recovered(app: Autoops, settings: Settings) -> None:
-    from autoops.state import RunRow
+    from autoops.state.db import RunRow
 
     dead = os.fork()
     if dead == 0:  # pragma: no cover - child

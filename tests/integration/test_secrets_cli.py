@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from autoops.cli import program
+from autoops.cli.main import program
+from autoops.exits import ExitStatus
+from autoops.secrets.sops import AgeKey, Sops
 from autoops.settings import Settings
-from autoops.sops import AgeKey, Sops
-from autoops.status import ExitStatus
 from tests.conftest import VENV_BIN, CliResult, cli_env, run_cli
 from tests.integration.conftest import git, records
 

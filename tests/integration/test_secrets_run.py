@@ -31,10 +31,10 @@ from autoops.errors import (
     SecretsKeyWrongError,
     SecretsTamperedError,
 )
-from autoops.redact import MASK
+from autoops.exits import ExitStatus
+from autoops.secrets.redact import MASK
+from autoops.secrets.sops import AgeKey, Sops
 from autoops.settings import Settings
-from autoops.sops import AgeKey, Sops
-from autoops.status import ExitStatus
 from tests.conftest import VENV_BIN, cli_env, localise, run_script
 from tests.integration.conftest import ProcessWatch, git, records, set_vars, wait_for
 

@@ -18,10 +18,10 @@ import pytest
 from ansible.vars.reserved import get_reserved_names
 
 from autoops.engine import Autoops, RunRequest
-from autoops.secrets import RESERVED_NAMES, RESERVED_PREFIXES
+from autoops.exits import ExitStatus
+from autoops.secrets.sops import AgeKey, Sops
+from autoops.secrets.store import RESERVED_NAMES, RESERVED_PREFIXES
 from autoops.settings import Settings
-from autoops.sops import AgeKey, Sops
-from autoops.status import ExitStatus
 from tests.conftest import VENV_BIN, cli_env, run_cli, run_script
 from tests.integration.conftest import ProcessWatch, Terminal, records, wait_for
 

@@ -23,10 +23,10 @@ from typing import Any
 
 import pytest
 
-from autoops.audit import record_hash
+from autoops.audit.log import record_hash
+from autoops.audit.witness import WitnessEntry, read_witness
+from autoops.exits import ExitStatus
 from autoops.settings import Settings
-from autoops.status import ExitStatus
-from autoops.witness import WitnessEntry, read_witness
 from tests.conftest import needs, run_cli
 from tests.integration.conftest import records, wait_for
 

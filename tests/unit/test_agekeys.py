@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from autoops import agekeys
 from autoops.errors import SecretsInvalidError, SecretsKeyMissingError
+from autoops.secrets import agekeys
 from autoops.settings import Settings
 
 NOW = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)

@@ -6,8 +6,10 @@ from typing import Any
 
 import pytest
 
-from autoops.approvals import SecondPerson, plan_digest, request_to_dict, satisfy
-from autoops.catalog import Catalog
+from autoops.core.catalog import Catalog
+from autoops.core.plan import Plan
+from autoops.core.policy import Decision, Policy, Request, evaluate
+from autoops.core.risk import Risk
 from autoops.errors import (
     ApprovalDecidedError,
     ApprovalExpiredError,
@@ -18,10 +20,8 @@ from autoops.errors import (
     ApprovalUnknownError,
     ApprovalUsedError,
 )
-from autoops.plan import Plan
-from autoops.policy import Decision, Policy, Request, evaluate
-from autoops.risk import Risk
-from autoops.state import StateDB
+from autoops.guard.approvals import SecondPerson, plan_digest, request_to_dict, satisfy
+from autoops.state.db import StateDB
 from tests.conftest import REPO
 
 

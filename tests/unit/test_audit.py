@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autoops.audit import GENESIS, AuditLog, Query, parse_since, record_hash
+from autoops.audit.log import GENESIS, AuditLog, Query, parse_since, record_hash
 from autoops.errors import AuditBrokenError
-from autoops.redact import Redactor
-from autoops.state import StateDB
+from autoops.secrets.redact import Redactor
+from autoops.state.db import StateDB
 
 
 def make_log(tmp_path: Path, redact: Redactor | None = None) -> AuditLog:

@@ -9,9 +9,9 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autoops.catalog import Catalog, coerce, parse_assignments
+from autoops.core.catalog import Catalog, coerce, parse_assignments
+from autoops.core.risk import Risk
 from autoops.errors import ActionUnknownError, CatalogInvalidError, ParamInvalidError
-from autoops.risk import Risk
 from tests.conftest import REPO
 
 HOSTILE = [

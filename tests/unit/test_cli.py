@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from autoops.cli import build_parser, vm_safe_argv
+from autoops.cli.main import build_parser, vm_safe_argv
 from autoops.errors import BadInputError
 
 

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from autoops import grants
+from autoops.core.risk import Risk
 from autoops.errors import (
     GrantError,
     GrantExpiredError,
@@ -25,8 +25,8 @@ from autoops.errors import (
     GrantScopeError,
     GrantTtlError,
 )
-from autoops.grants import Grant
-from autoops.risk import Risk
+from autoops.guard import grants
+from autoops.guard.grants import Grant
 
 NOW = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)
 PRIVATE, PUBLIC = grants.generate_keypair()

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from autoops import grants
+from autoops.core.policy import Policy
+from autoops.core.risk import Risk
 from autoops.errors import (
     GrantExhaustedError,
     GrantExpiredError,
@@ -22,12 +23,11 @@ from autoops.errors import (
     GrantTtlError,
     GrantUnknownError,
 )
-from autoops.grants import Grant
-from autoops.grantstore import GrantStore
-from autoops.policy import Policy
-from autoops.risk import Risk
+from autoops.guard import grants
+from autoops.guard.grants import Grant
+from autoops.guard.grantstore import GrantStore
 from autoops.settings import Settings
-from autoops.state import StateDB
+from autoops.state.db import StateDB
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from autoops.halts import ALL, POLL_SECONDS, Halts
-from autoops.state import StateDB
+from autoops.guard.halts import ALL, POLL_SECONDS, Halts
+from autoops.state.db import StateDB
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 

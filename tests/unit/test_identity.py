@@ -3,8 +3,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autoops import identity
-from autoops.identity import Principal
+from autoops.common import identity
+from autoops.common.identity import Principal
 
 
 def test_one_person_whatever_the_spelling() -> None:

@@ -6,14 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autoops import plan as plan_module
-from autoops.errors import (
-    ContentInvalidError,
-    EnvUnknownError,
-    InventoryOverlapError,
-    LimitNoHostsError,
-)
-from autoops.inventory import (
+from autoops.core import plan as plan_module
+from autoops.core.inventory import (
     LIMIT_PATTERN,
     LOCAL,
     address_of,
@@ -23,7 +17,13 @@ from autoops.inventory import (
     overlaps,
     parse_list_hosts,
 )
-from autoops.plan import content_digest
+from autoops.core.plan import content_digest
+from autoops.errors import (
+    ContentInvalidError,
+    EnvUnknownError,
+    InventoryOverlapError,
+    LimitNoHostsError,
+)
 
 DECLARED = {"local", "staging", "production"}
 

@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autoops import lifetimes
-from autoops.risk import Risk
+from autoops.common import durations
+from autoops.core import lifetimes
+from autoops.core.risk import Risk
 
 
 def test_lifetime_ceilings_shrink_with_risk_and_break_glass() -> None:
@@ -31,17 +32,17 @@ def test_lifetime_ceilings_shrink_with_risk_and_break_glass() -> None:
     (" 2h ", timedelta(hours=2)),
 ])
 def test_durations(text: str, delta: timedelta) -> None:
-    assert lifetimes.parse_duration(text) == delta
+    assert durations.parse_duration(text) == delta
 
 
 @pytest.mark.parametrize("text", ["", "2", "h", "0h", "0h0m", "-1h", "1.5h", "1h 30m", "2hours",
                                   "1y", "1234567h"])
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ValueError, match="duration"):
-        lifetimes.parse_duration(text)
+        durations.parse_duration(text)
 
 
 @given(st.timedeltas(min_value=timedelta(seconds=1), max_value=timedelta(days=999)))
 def test_format_and_parse_duration_round_trip(delta: timedelta) -> None:
     whole = timedelta(seconds=int(delta.total_seconds()))
-    assert lifetimes.parse_duration(lifetimes.format_duration(whole)) == whole
+    assert durations.parse_duration(durations.format_duration(whole)) == whole

@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 
+from autoops.core.risk import Risk
 from autoops.errors import LockedError
-from autoops.locks import Locks, needs_lock
-from autoops.risk import Risk
-from autoops.state import LockHolder, StateDB
-from autoops.status import ExitStatus
+from autoops.exits import ExitStatus
+from autoops.guard.locks import Locks, needs_lock
+from autoops.state.db import LockHolder, StateDB
 
 
 def holder(run_id: str, pid: int = 100) -> LockHolder:

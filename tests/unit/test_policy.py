@@ -7,8 +7,7 @@ from typing import Any
 import pytest
 import yaml
 
-from autoops.errors import PolicyInvalidError
-from autoops.policy import (
+from autoops.core.policy import (
     SECOND_PERSON,
     TYPED_CONFIRMATION,
     GrantFacts,
@@ -19,7 +18,8 @@ from autoops.policy import (
     SecondPersonFacts,
     evaluate,
 )
-from autoops.risk import Risk
+from autoops.core.risk import Risk
+from autoops.errors import PolicyInvalidError
 from tests.conftest import REPO
 
 CASES: list[dict[str, Any]] = yaml.safe_load((Path(__file__).parent / "policy_cases.yml").read_text())

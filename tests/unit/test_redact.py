@@ -5,7 +5,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autoops.redact import MASK, Redactor
+from autoops.secrets.redact import MASK, Redactor
 
 
 def test_secret_named_keys_are_masked() -> None:

@@ -8,10 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autoops import render
-from autoops.catalog import Action
-from autoops.errors import AutoopsError, ParamInvalidError
-from autoops.render import (
+from autoops.cli import render
+from autoops.cli.render import (
     audit_record,
     duration,
     error_text,
@@ -21,7 +19,9 @@ from autoops.render import (
     terminal_text,
     visible,
 )
-from autoops.risk import Risk
+from autoops.core.catalog import Action
+from autoops.core.risk import Risk
+from autoops.errors import AutoopsError, ParamInvalidError
 
 
 @pytest.mark.parametrize(("kib", "text"), [(0, "0.0K"), (512, "512K"), (2048, "2.0M"),

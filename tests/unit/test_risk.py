@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from autoops.risk import NAMES, Risk
+from autoops.core.risk import NAMES, Risk
 
 
 def test_order_is_the_documented_one() -> None:

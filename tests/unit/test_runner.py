@@ -6,7 +6,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autoops.runner import mark_unsafe, normalise, unsafe_extravars_yaml
+from autoops.run.runner import mark_unsafe, normalise, unsafe_extravars_yaml
 
 
 class _TagLoader(yaml.SafeLoader):

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from autoops import agekeys, secretscan
-from autoops.sopsconfig import SopsConfig
+from autoops.secrets import agekeys
+from autoops.secrets import scan as secretscan
+from autoops.secrets.rules import SopsConfig
 
 STAGING = agekeys.generate()[1]
 PRODUCTION = agekeys.generate()[1]

@@ -4,8 +4,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from autoops.service import launcher_text, sudoers_text
 from autoops.settings import SERVICE_CONFIG_VAR
+from autoops.setup.service import launcher_text, sudoers_text
 from tests.conftest import needs
 
 

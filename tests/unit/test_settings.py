@@ -73,7 +73,7 @@ def test_zone_data_ignores_pythontzpath(tmp_path: Path) -> None:
     fake = tmp_path / "zones"
     fake.mkdir()
     shutil.copy("/usr/share/zoneinfo/Etc/GMT-12", fake / "UTC")
-    code = ("from datetime import datetime, UTC; from autoops import windows; "
+    code = ("from datetime import datetime, UTC; from autoops.core import windows; "
             "print(windows.parse_schedule(None, []) is not None, "
             "datetime(2026,1,1,tzinfo=UTC).astimezone(windows.zone('UTC')).hour)")
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONTZPATH": str(fake)},

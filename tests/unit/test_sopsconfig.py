@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from autoops.errors import SecretsInvalidError
-from autoops.sopsconfig import SopsConfig, env_rule_regex
+from autoops.secrets.rules import SopsConfig, env_rule_regex
 
 STAGING = "age1" + "q" * 58
 PRODUCTION = "age1" + "p" * 58

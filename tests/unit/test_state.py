@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from autoops.common.files import ensure_dir
+from autoops.common.procs import is_alive, process_start_time
 from autoops.errors import StateError
-from autoops.procs import is_alive, process_start_time
-from autoops.state import RunRow, StateDB, ensure_dir
+from autoops.state.db import RunRow, StateDB
 
 
 def test_own_process_is_alive() -> None:

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autoops import windows
-from autoops.risk import Risk
-from autoops.windows import Schedule, describe_opening, may_run, next_opening, parse_schedule
+from autoops.core import windows
+from autoops.core.risk import Risk
+from autoops.core.windows import Schedule, describe_opening, may_run, next_opening, parse_schedule
 
 OFFICE = {"timezone": "UTC", "above": "LOW",
           "weekly": [{"days": ["mon", "tue", "wed", "thu"], "start": "07:00", "end": "17:00"},

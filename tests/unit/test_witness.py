@@ -15,10 +15,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autoops.audit import AuditLog, record_hash
-from autoops.errors import AuditBrokenError, BadInputError
-from autoops.state import StateDB
-from autoops.witness import (
+from autoops.audit.log import AuditLog, record_hash
+from autoops.audit.witness import (
     SD_ID,
     Target,
     Witness,
@@ -28,6 +26,8 @@ from autoops.witness import (
     parse_line,
     read_witness,
 )
+from autoops.errors import AuditBrokenError, BadInputError
+from autoops.state.db import StateDB
 
 HASH = "ab" * 32
 TYPES = ["run.requested", "run.decision", "run.started", "task.result", "run.finished"]

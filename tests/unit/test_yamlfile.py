@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autoops import yamlfile
+from autoops.common import yamlfile
 from autoops.errors import CatalogInvalidError
 
 

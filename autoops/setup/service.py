@@ -28,10 +28,10 @@ from typing import Any
 
 import yaml
 
+from autoops.common.names import UNIX_NAME
 from autoops.errors import BadInputError, ServiceInvalidError
 from autoops.settings import SERVICE_CONFIG_PATH, SERVICE_CONFIG_VAR, ServiceConfig, trusted_path
 
-_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 _PLAIN_PATH = re.compile(r"/[A-Za-z0-9._/+-]+")  # a path sudoers needs no escaping for
 NOLOGIN = "/usr/sbin/nologin"
 Runner = Callable[[list[str]], subprocess.CompletedProcess[str]]
@@ -90,7 +90,7 @@ def install(opts: InstallOptions, run: Runner = _run) -> dict[str, Any]:
     """Create or update everything service mode needs; report what changed."""
     _must_be_root()
     for name in (opts.user, opts.operators):
-        if not _NAME.fullmatch(name):
+        if not re.fullmatch(UNIX_NAME, name):
             raise BadInputError(f"{name!r} is not a valid Unix user or group name")
     for path in (opts.launcher, opts.sudoers):
         if not _PLAIN_PATH.fullmatch(str(path)):

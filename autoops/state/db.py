@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from autoops.common.files import ensure_dir
 from autoops.errors import StateError
 
 _SCHEMA = """
@@ -126,19 +127,6 @@ _MIGRATIONS = (
     );
     """,
 )
-
-
-def ensure_dir(path: Path) -> Path:
-    """Create a private (0700) directory, refusing one that others can write."""
-    try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        st = path.stat()
-    except OSError as exc:
-        raise StateError(f"cannot use state directory {path}: {exc.strerror}") from exc
-    if st.st_mode & 0o022:
-        raise StateError(f"{path} is writable by other users (mode {st.st_mode & 0o777:o})",
-                         remedy=f"chmod 700 {path}")
-    return path
 
 
 @dataclass(frozen=True)

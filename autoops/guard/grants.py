@@ -24,6 +24,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from autoops.common.canonical import canonical_json
+from autoops.common.durations import format_duration
+from autoops.common.names import PARAM_NAME
+from autoops.core.risk import Risk
 from autoops.errors import (
     GrantExpiredError,
     GrantForgedError,
@@ -32,14 +36,11 @@ from autoops.errors import (
     GrantScopeError,
     GrantTtlError,
 )
-from autoops.lifetimes import format_duration
-from autoops.risk import Risk
 
 TOKEN_PREFIX = "aog1"  # noqa: S105 - a format tag, not a secret
 GRANT_ID = r"^g-[0-9a-f]{12}$"
 MAX_TOKEN = 8192
 CLOCK_SKEW = timedelta(minutes=5)
-PARAM_NAME = r"^[a-z][a-z0-9_]{0,63}$"
 _GLOB = re.compile(r"^[A-Za-z0-9_.*?\[\]-]+$")
 _TIME = "%Y-%m-%dT%H:%M:%SZ"
 _FIELDS = {"v", "id", "env", "actions", "max_risk", "hosts", "params", "issued", "expires",
@@ -218,10 +219,6 @@ def key_id(public_pem: bytes) -> str:
     return "ed25519:" + hashlib.sha256(raw).hexdigest()[:16]
 
 
-def _canonical(doc: Mapping[str, Any]) -> bytes:
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -242,7 +239,7 @@ def sign(grant: Grant, private_pem: bytes) -> str:
     key = _private(private_pem)
     if key_id(_public_pem(key.public_key())) != grant.key_id:
         raise GrantKeyError("the signing key is not the one the grant names")
-    payload = _canonical(grant.to_dict())
+    payload = canonical_json(grant.to_dict())
     return f"{TOKEN_PREFIX}.{_b64(payload)}.{_b64(key.sign(payload))}"
 
 
@@ -260,7 +257,7 @@ def parse_token(token: str) -> tuple[Grant, bytes, bytes]:
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise GrantMalformedError("the grant payload is not JSON") from None
     grant = Grant.from_dict(doc)
-    if _canonical(grant.to_dict()) != payload:
+    if canonical_json(grant.to_dict()) != payload:
         raise GrantMalformedError("the grant payload is not in canonical form")
     return grant, payload, signature
 

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from autoops.catalog import ENV_NAME
+from autoops.common.names import ENV_NAME
 from autoops.errors import (
     EnvUnknownError,
     InventoryInvalidError,

@@ -18,16 +18,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from autoops import __version__, render
-from autoops.audit import RECORD_TYPES, Query, parse_since
-from autoops.catalog import parse_assignments
+from autoops import __version__
+from autoops.audit.log import RECORD_TYPES, Query, parse_since
+from autoops.audit.witness import read_witness
+from autoops.cli import render
+from autoops.core.catalog import parse_assignments
+from autoops.core.plan import Plan
+from autoops.core.policy import Decision, Outcome
 from autoops.engine import Autoops, RunRequest
 from autoops.errors import AutoopsError, BadInputError, SecretsCheckFailedError
-from autoops.plan import Plan
-from autoops.policy import Decision, Outcome
+from autoops.exits import ExitStatus
 from autoops.settings import SERVICE_CONFIG_PATH, Settings
-from autoops.status import ExitStatus
-from autoops.witness import read_witness
 
 
 class _Parser(argparse.ArgumentParser):
@@ -170,7 +171,7 @@ def _add_service_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_service(args: argparse.Namespace, output: Output) -> ExitStatus:
-    from autoops import service  # noqa: PLC0415 - only set-up needs it
+    from autoops.setup import service  # noqa: PLC0415 - only set-up needs it
 
     sub = args.service_command
     if sub == "install":
@@ -497,7 +498,7 @@ def cmd_secrets(app: Autoops, args: argparse.Namespace, output: Output,
                 stdin: TextIO) -> ExitStatus:
     sub = args.secrets_command
     if sub == "check":
-        from autoops import secretscan  # noqa: PLC0415 - detect-secrets loads slowly
+        from autoops.secrets import scan as secretscan  # noqa: PLC0415 - detect-secrets loads slowly
 
         findings = secretscan.check(app.settings.project_dir)
         if findings:
@@ -521,7 +522,7 @@ def cmd_secrets(app: Autoops, args: argparse.Namespace, output: Output,
             f"removed {', '.join(map(render.visible, doc['removed'])) or 'nothing'})"
             if doc["changed"] else "unchanged"))
     elif sub == "set":
-        from autoops.secrets import MAX_VALUE_BYTES, value_from_input  # noqa: PLC0415
+        from autoops.secrets.store import MAX_VALUE_BYTES, value_from_input  # noqa: PLC0415
 
         if stdin.isatty():  # a person typing: no echo (getpass reads the terminal)
             from getpass import getpass  # noqa: PLC0415 - only this command prompts

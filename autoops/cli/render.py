@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from autoops.catalog import Action
+from autoops.core.catalog import Action
 from autoops.errors import AutoopsError
 
 STATUS_MARK = {"ok": "ok", "changed": "changed", "failed": "FAILED", "ignored": "ignored",

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from autoops import identity
-from autoops.policy import HaltFacts
-from autoops.state import HaltRow, StateDB
+from autoops.common import identity
+from autoops.core.policy import HaltFacts
+from autoops.state.db import HaltRow, StateDB
 
 ALL = "*"
 POLL_SECONDS = 0.25  # how often a running run looks at state.db for a halt

@@ -17,7 +17,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from autoops import identity
+from autoops.common import identity
+from autoops.common.canonical import canonical_json
+from autoops.core.plan import Plan
+from autoops.core.policy import SECOND_PERSON, TYPED_CONFIRMATION, Decision, Outcome, SecondPersonFacts
 from autoops.errors import (
     ApprovalDecidedError,
     ApprovalExpiredError,
@@ -28,9 +31,7 @@ from autoops.errors import (
     ApprovalUnknownError,
     ApprovalUsedError,
 )
-from autoops.plan import Plan
-from autoops.policy import SECOND_PERSON, TYPED_CONFIRMATION, Decision, Outcome, SecondPersonFacts
-from autoops.state import ApprovalRow, StateDB
+from autoops.state.db import ApprovalRow, StateDB
 
 REQUEST_ID = r"^a-[0-9a-f]{12}$"
 
@@ -84,9 +85,7 @@ def _approved(plan_doc: Mapping[str, Any]) -> dict[str, Any]:
 
 def plan_digest(plan: Plan) -> str:
     """A digest of the plan's approved facts (see APPROVED)."""
-    body = json.dumps(_approved(plan.to_dict()), sort_keys=True, separators=(",", ":"),
-                      default=str).encode()
-    return "sha256:" + hashlib.sha256(body).hexdigest()
+    return "sha256:" + hashlib.sha256(canonical_json(_approved(plan.to_dict()))).hexdigest()
 
 
 def request_to_dict(row: ApprovalRow, now: datetime) -> dict[str, Any]:

@@ -16,19 +16,19 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from autoops import grants
-from autoops.agekeys import create_private
+from autoops.common.files import create_private
+from autoops.core.policy import Policy
+from autoops.core.risk import Risk
 from autoops.errors import (
     GrantExhaustedError,
     GrantKeyError,
     GrantRevokedError,
     GrantUnknownError,
 )
-from autoops.grants import Grant
-from autoops.policy import Policy
-from autoops.risk import Risk
+from autoops.guard import grants
+from autoops.guard.grants import Grant
 from autoops.settings import Settings
-from autoops.state import GrantRow, StateDB
+from autoops.state.db import GrantRow, StateDB
 
 PUBLIC_DIR = "grant-keys"
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from autoops.risk import Risk
+from autoops.core.risk import Risk
 
 # Zone data comes from these root-owned places, then the tzdata package, never from
 # PYTHONTZPATH (which zoneinfo honours): a fake "UTC" there would move every window.

@@ -19,7 +19,8 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from autoops import inventory
+from autoops.common.names import APP_NAME
+from autoops.core import inventory
 from autoops.errors import ParamInvalidError
 
 COMMIT = re.compile(r"[0-9a-f]{40}")
@@ -50,7 +51,7 @@ def pin(revision: str, app: str, *, hosts: Sequence[str], addresses: Sequence[st
 def _repositories(app: str, hosts: Sequence[str], project_dir: Path, inv: Path,
                   environ: Mapping[str, str]) -> dict[str, str]:
     """Each host's ``autoops_apps[app].repo``, templated on the controller (no connection)."""
-    if not re.fullmatch(r"[a-z][a-z0-9-]{0,31}", app):
+    if not re.fullmatch(APP_NAME, app):
         raise ParamInvalidError(f"app {app!r} is not an app name")
     cmd = [inventory.ansible_tool("ansible"), ",".join(hosts), "-i", str(inv), "-m",
            "ansible.builtin.debug", "-a", f"msg={{{{ autoops_apps['{app}'].repo }}}}"]

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autoops import agekeys
-from autoops.secrets import age_recipients, is_sops_name, leaves, parse_document, sops_metadata
-from autoops.sopsconfig import CONFIG_NAME, SopsConfig
+from autoops.secrets import agekeys
+from autoops.secrets.rules import CONFIG_NAME, SopsConfig
+from autoops.secrets.store import age_recipients, is_sops_name, leaves, parse_document, sops_metadata
 
 PRIVATE_KEY = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
 ALLOWLIST = "pragma: allowlist secret"

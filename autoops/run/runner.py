@@ -1,6 +1,6 @@
 """Execution through ansible-runner: the only module that imports ansible_runner.
 
-A run executes in a **worker**: a child process (``python -I -m autoops.runner``) started
+A run executes in a **worker**: a child process (``python -I -m autoops.run.runner``) started
 with an environment built from the allowlist (see :mod:`autoops.settings`), so
 ansible-runner — which copies its whole process environment into ansible-playbook's —
 has nothing inherited to copy. The worker
@@ -44,8 +44,7 @@ from typing import IO, Any
 
 import yaml
 
-from autoops.errors import RunnerError
-from autoops.procs import (
+from autoops.common.procs import (
     RUN_MARK,
     descendants,
     kill_leftovers,
@@ -53,6 +52,7 @@ from autoops.procs import (
     marked,
     process_start_time,
 )
+from autoops.errors import RunnerError
 
 HOST_EVENTS = {
     "runner_on_ok": "ok",
@@ -226,7 +226,7 @@ def execute(spec: RunSpec, on_result: Callable[[HostResult], None],
         tmp = data_dir / "tmp"
         tmp.mkdir(mode=0o700)
         worker = subprocess.Popen(
-            [str(spec.python), "-I", "-m", "autoops.runner", str(os.getpid())],
+            [str(spec.python), "-I", "-m", "autoops.run.runner", str(os.getpid())],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env={**spec.environ, **key_env, **_hardening(spec, tmp), RUN_MARK: spec.run_id},
             cwd=spec.project_dir, start_new_session=True, close_fds=True)
@@ -369,7 +369,7 @@ class _Channel:
 
 
 def worker_main(argv: list[str]) -> int:
-    """Entry point of ``python -I -m autoops.runner PARENT_PID`` (see the module docstring)."""
+    """Entry point of ``python -I -m autoops.run.runner PARENT_PID`` (see the module docstring)."""
     parent = int(argv[0])
     _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent:  # autoops died before the death signal was armed

@@ -19,8 +19,9 @@ from typing import Any
 
 import yaml
 
-from autoops import agekeys
-from autoops.agekeys import KeyRef
+from autoops.common.files import write_atomic
+from autoops.common.names import SECRET_NAME
+from autoops.core.inventory import inventory_path
 from autoops.errors import (
     BadInputError,
     SecretsCrossEnvError,
@@ -29,11 +30,12 @@ from autoops.errors import (
     SecretsNameUnknownError,
     SecretsNoTerminalError,
 )
-from autoops.inventory import inventory_path
+from autoops.secrets import agekeys
+from autoops.secrets.agekeys import KeyRef
+from autoops.secrets.rules import CONFIG_NAME, SopsConfig
+from autoops.secrets.sops import AgeKey, Sops
+from autoops.secrets.sops import binary as sops_binary
 from autoops.settings import Settings
-from autoops.sops import AgeKey, Sops
-from autoops.sops import binary as sops_binary
-from autoops.sopsconfig import CONFIG_NAME, SopsConfig, write_atomic
 
 SECRETS_FILE = Path("group_vars") / "all" / "secrets.sops.yml"
 SOPS_SUFFIXES = (".sops.yml", ".sops.yaml", ".sops.json")
@@ -41,7 +43,6 @@ MIN_MASKABLE = 4  # the redactor does not mask shorter values (it would mangle t
 MAX_VALUE_BYTES = 1 << 20  # `secrets set`: a value, not a data set
 
 # `secrets set` names: Ansible variables that shadow nothing Ansible or autoops defines.
-NAME_PATTERN = re.compile(r"[a-z_][a-z0-9_]{0,63}")
 RESERVED_PREFIXES = ("ansible_", "autoops_")
 # Ansible's magic variables and its reserved names (ansible.vars.reserved, 2.19).
 RESERVED_NAMES = frozenset((
@@ -91,7 +92,7 @@ def value_from_input(data: bytes) -> str:
 
 def checked_name(name: str) -> str:
     """A variable name ``secrets set`` may write, or BadInputError."""
-    if not NAME_PATTERN.fullmatch(name):
+    if not re.fullmatch(SECRET_NAME, name):
         raise BadInputError(f"{name!r} is not a variable name",
                             remedy="Use lower-case letters, digits and _ (at most 64, not "
                                    "starting with a digit), e.g. db_password.")

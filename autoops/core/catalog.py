@@ -15,14 +15,11 @@ from typing import Any
 
 import jsonschema
 
-from autoops import yamlfile
+from autoops.common import yamlfile
+from autoops.common.names import ACTION_NAME, ENV_NAME, PARAM_NAME
+from autoops.core.risk import NAMES as RISK_NAMES
+from autoops.core.risk import Risk
 from autoops.errors import ActionUnknownError, CatalogInvalidError, ParamInvalidError
-from autoops.risk import NAMES as RISK_NAMES
-from autoops.risk import Risk
-
-ENV_NAME = r"^[a-z][a-z0-9-]{0,31}$"
-ACTION_NAME = r"^[a-z][a-z0-9-]{0,47}$"
-PARAM_NAME = r"^[a-z][a-z0-9_]{0,31}$"
 
 _SCALAR_PARAM = {
     "type": "object",

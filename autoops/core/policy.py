@@ -13,12 +13,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from autoops import lifetimes, windows, yamlfile
-from autoops.catalog import ENV_NAME
+from autoops.common import durations, yamlfile
+from autoops.common.names import ENV_NAME
+from autoops.core import lifetimes, windows
+from autoops.core.risk import NAMES as RISK_NAMES
+from autoops.core.risk import Risk
+from autoops.core.windows import Schedule
 from autoops.errors import PolicyInvalidError
-from autoops.risk import NAMES as RISK_NAMES
-from autoops.risk import Risk
-from autoops.windows import Schedule
 
 DURATION = r"^([0-9]{1,6}[smhdw]){1,4}$"
 _RISK_OR_NONE = {"enum": [*RISK_NAMES, "NONE"]}
@@ -97,9 +98,9 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "approvers": None,  # None: anyone but the requester (and the actor a halt stops)
     "windows": None,
     "freezes": [],
-    "grants": {"max_expires_in": {risk.name: lifetimes.format_duration(ttl)
+    "grants": {"max_expires_in": {risk.name: durations.format_duration(ttl)
                                   for risk, ttl in lifetimes.DEFAULT_TTL_CEILINGS.items()},
-               "break_glass_max_expires_in": lifetimes.format_duration(lifetimes.BREAK_GLASS_CEILING)},
+               "break_glass_max_expires_in": durations.format_duration(lifetimes.BREAK_GLASS_CEILING)},
 }
 PRODUCTION_TWO_PERSON = "CRITICAL"
 
@@ -135,13 +136,13 @@ class EnvPolicy:
             "confirm_max_risk": _name(self.confirm_max_risk),
             "two_person_min_risk": _name(self.two_person_min_risk),
             "typed_confirmation_max_risk": _name(self.typed_confirmation_max_risk),
-            "approval_expires_in": lifetimes.format_duration(self.approval_ttl),
+            "approval_expires_in": durations.format_duration(self.approval_ttl),
             "approvers": self.approvers.to_dict() if self.approvers else None,
             "windows": self.schedule.to_dict(),
             "grants": {
-                "max_expires_in": {r.name: lifetimes.format_duration(t)
+                "max_expires_in": {r.name: durations.format_duration(t)
                                    for r, t in sorted(self.grant_ceilings.items())},
-                "break_glass_max_expires_in": lifetimes.format_duration(self.break_glass_ceiling)},
+                "break_glass_max_expires_in": durations.format_duration(self.break_glass_ceiling)},
             "origins": dict(self.origins),
         }
 
@@ -206,7 +207,7 @@ def _env_policy(doc: Mapping[str, Any], path: Path | None, name: str,
 
     def duration(key: str, text: str) -> timedelta:
         try:
-            return lifetimes.parse_duration(text)
+            return durations.parse_duration(text)
         except ValueError as exc:
             raise PolicyInvalidError(f"{where(key)}: {key}: {exc}") from None
 
@@ -255,7 +256,7 @@ def _grant_ceilings(builtin: Mapping[str, Any], given: Mapping[str, Any],
         raise PolicyInvalidError(f"{where('grants')}: grants.max_expires_in: {exc}") from None
     if break_glass > lifetimes.BREAK_GLASS_CEILING:
         raise PolicyInvalidError(f"{where('grants')}: break_glass_max_expires_in may not exceed "
-                                 f"{lifetimes.format_duration(lifetimes.BREAK_GLASS_CEILING)}")
+                                 f"{durations.format_duration(lifetimes.BREAK_GLASS_CEILING)}")
     return ceilings, break_glass
 
 
@@ -524,6 +525,6 @@ def _two_person_rule(env: EnvPolicy, request: Request) -> RuleResult:
     return RuleResult(
         "two-person", Outcome.APPROVAL_REQUIRED,
         f"{request.risk.name} in {env.name} needs a second person (from "
-        f"{threshold.name} up); approvals expire after {lifetimes.format_duration(env.approval_ttl)}",
+        f"{threshold.name} up); approvals expire after {durations.format_duration(env.approval_ttl)}",
         "`autoops run` records a request; another actor runs `autoops approve ID`; then "
         "`autoops run … --approval ID`", SECOND_PERSON)

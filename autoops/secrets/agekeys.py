@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,9 +17,10 @@ from pathlib import Path
 
 import pyrage
 
+from autoops.common.files import create_private
 from autoops.errors import SecretsInvalidError, SecretsKeyMissingError
+from autoops.secrets.sops import AgeKey
 from autoops.settings import Settings
-from autoops.sops import AgeKey
 
 SECRET_KEY_PATTERN = re.compile(r"AGE-SECRET-KEY-1[0-9A-Z]{58}")
 RECIPIENT_PATTERN = re.compile(r"age1[02-9ac-hj-np-z]{58}")
@@ -106,20 +106,6 @@ def write_private(path: Path, key_text: str, recipient: str, now: datetime) -> N
     """Create an age key file; never overwrite one."""
     create_private(path, (f"# created: {now.isoformat(timespec='seconds')}\n"
                           f"# public key: {recipient}\n{key_text}\n").encode())
-
-
-def create_private(path: Path, body: bytes) -> None:
-    """Create a private file 0600 in a 0700 directory, durably; never overwrite one."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, body)
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        path.unlink(missing_ok=True)
-        raise
-    os.close(fd)
 
 
 def retire(path: Path, now: datetime) -> Path:

@@ -19,13 +19,16 @@ import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from autoops.audit.witness import Witness, WitnessEntry
+from autoops.common.canonical import canonical_json
+from autoops.common.durations import parse_duration
+from autoops.common.files import ensure_dir
 from autoops.errors import AuditBrokenError
-from autoops.state import StateDB, ensure_dir
-from autoops.witness import Witness, WitnessEntry
+from autoops.state.db import StateDB
 
 SCHEMA_VERSION = 1
 GENESIS = "0" * 64
@@ -45,7 +48,7 @@ Redactor = Callable[[Any], Any]
 def canonical(record: dict[str, Any]) -> bytes:
     """The bytes a record's hash covers: sorted keys, no spaces, UTF-8."""
     body = {k: v for k, v in record.items() if k != "hash"}
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return canonical_json(body)
 
 
 def record_hash(record: dict[str, Any]) -> str:
@@ -331,10 +334,9 @@ def _last_line(path: Path) -> bytes | None:
 
 def parse_since(text: str, now: datetime) -> datetime:
     """``24h``, ``30m``, ``7d``, ``90s`` ago, or an ISO 8601 timestamp (UTC if naive)."""
-    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
     text = text.strip()
-    if text[:-1].isdigit() and text[-1:] in units:
-        return now - timedelta(**{units[text[-1]]: int(text[:-1])})
+    with contextlib.suppress(ValueError):
+        return now - parse_duration(text)
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:

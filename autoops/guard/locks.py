@@ -13,10 +13,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from autoops.common.procs import is_alive
+from autoops.core.risk import Risk
 from autoops.errors import LockedError
-from autoops.procs import is_alive
-from autoops.risk import Risk
-from autoops.state import LockHolder, StateDB
+from autoops.state.db import LockHolder, StateDB
 
 _POLL = 0.2
 

@@ -8,9 +8,7 @@ rule an operator added.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from autoops.common.files import write_atomic
 from autoops.errors import SecretsInvalidError
 
 # Not `.sops.yaml`: that name reads as a SOPS data file (`*.sops.*`) to scanners and
@@ -96,18 +95,3 @@ class SopsConfig:
         text = HEADER + yaml.safe_dump({"creation_rules": list(self.rules)}, sort_keys=False,
                                        width=200)
         write_atomic(self.path, text.encode(), mode=0o644)
-
-
-def write_atomic(path: Path, data: bytes, mode: int) -> None:
-    """Replace ``path`` in one step: readers see the old content or the new, never half."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fchmod(fh.fileno(), mode)
-            os.fsync(fh.fileno())
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

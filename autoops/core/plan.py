@@ -21,8 +21,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from autoops import __version__, inventory, pins
-from autoops.catalog import ResolvedAction
+from autoops import __version__
+from autoops.core import inventory, pins
+from autoops.core.catalog import ResolvedAction
 from autoops.errors import CheckUnsupportedError, ContentInvalidError
 
 CONTENT_ROOTS = ("ansible.cfg", "catalog.yml", "policy.yml", "sops-rules.yaml", "playbooks",
