@@ -62,7 +62,10 @@ from autoops.run.runner import HostResult, RunOutcome
 from autoops.secrets.redact import Redactor
 from autoops.secrets.store import EnvSecrets, Secrets
 from autoops.settings import Settings
-from autoops.state.db import LockHolder, RunRow, StateDB
+from autoops.state.approvals import ApprovalState
+from autoops.state.db import StateDB
+from autoops.state.locks import LockHolder
+from autoops.state.runs import RunRow, RunState
 
 ResultCallback = Callable[[dict[str, Any]], None]
 
@@ -240,7 +243,7 @@ class Autoops:
         resolved = self.catalog.resolve(request.action, request.params, request.env)
         the_plan = build_plan(resolved, request.env, self.content,
                               set(self.policy.environments), request.limit,
-                              check_mode=request.check_mode, host_cache=self.db)
+                              check_mode=request.check_mode, host_cache=self.db.hosts)
         if request.one_host and len(the_plan.hosts) != 1:
             raise BadInputError(
                 f"--limit {request.limit!r} matches {len(the_plan.hosts)} hosts, not exactly one",
@@ -299,10 +302,10 @@ class Autoops:
         actor = who.name
         the_plan = self._build(request)
         run_id = new_run_id(self.clock())
-        self.db.register_run(RunRow(
+        self.db.runs.register(RunRow(
             run_id=run_id, pid=os.getpid(), pid_start=process_start_time(os.getpid()) or "",
             env=the_plan.env, action=the_plan.action_name, actor=actor,
-            started=self.clock().isoformat(), status="running", data_dir=None))
+            started=self.clock().isoformat(), status=RunState.RUNNING, data_dir=None))
         record = self._recorder(run_id, actor, the_plan)
         record("run.requested", {
             "plan": the_plan.to_dict(), "os_user": self.settings.os_user,
@@ -319,7 +322,7 @@ class Autoops:
             approval = approvals.satisfy(the_plan, decision, confirm)
         except KeyboardInterrupt:
             record("run.interrupted", {"reason": "interrupted while waiting for approval"})
-            self.db.set_run_status(run_id, "interrupted")
+            self.db.runs.set_state(run_id, RunState.INTERRUPTED)
             raise
         record("run.decision", {"decision": decision.to_dict(), "approval": approval.to_dict(),
                                 "grant": authority.grant_summary()})
@@ -459,7 +462,7 @@ class Autoops:
             raise
         except KeyboardInterrupt:
             record("run.interrupted", {"reason": "interrupted while waiting for a host lock"})
-            self.db.set_run_status(run_id, "interrupted")
+            self.db.runs.set_state(run_id, RunState.INTERRUPTED)
             raise
         return True
 
@@ -480,7 +483,7 @@ class Autoops:
         error.details.update(run_id=run_id)
         record("run.finished", {"status": status, "exit_status": int(error.status),
                                 "error": error.to_dict()})
-        self.db.set_run_status(run_id, "refused")
+        self.db.runs.set_state(run_id, RunState.REFUSED)
 
     def _recorder(self, run_id: str, actor: str,
                   the_plan: Plan) -> Callable[..., dict[str, Any]]:
@@ -523,12 +526,12 @@ class Autoops:
         halted = self.halts.watcher(the_plan.env, actor)
         try:
             outcome = runner.execute(spec, handle, lambda: cancel() or halted() is not None,
-                                     on_worker=lambda pid, start: self.db.set_run_worker(
+                                     on_worker=lambda pid, start: self.db.runs.set_worker(
                                          run_id, pid, start))
         except BaseException as exc:
             reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"error: {exc}"
             record("run.interrupted", {"reason": reason})
-            self.db.set_run_status(run_id, "interrupted")
+            self.db.runs.set_state(run_id, RunState.INTERRUPTED)
             raise
         outcome.errors = [self.redactor.text(e) for e in outcome.errors]
         outcome.warnings = [self.redactor.text(w) for w in outcome.warnings] + [
@@ -545,7 +548,7 @@ class Autoops:
             "status": status.name.lower(), "exit_status": int(status),
             "runner_status": outcome.status, "rc": outcome.rc, "stats": outcome.stats,
             "errors": outcome.errors, "error": error.to_dict() if error else None})
-        self.db.set_run_status(run_id, "finished")
+        self.db.runs.set_state(run_id, RunState.FINISHED)
         return RunResult(run_id=run_id, plan=the_plan, decision=decision, approval=approval,
                          status=status, runner_status=outcome.status, stats=outcome.stats,
                          results=results, error=error, warnings=outcome.warnings)
@@ -559,7 +562,7 @@ class Autoops:
         process that cannot be killed keeps its locks and stays "running".
         """
         recovered = []
-        for row in self.db.running():
+        for row in self.db.runs.running():
             if row.pid_start and is_alive(row.pid, row.pid_start):
                 continue
             left = self.run_processes(row)
@@ -572,8 +575,8 @@ class Autoops:
                                   "reason": f"autoops process {row.pid} ended without "
                                             "recording run.finished (killed or crashed)",
                                   "killed": killed, "recovered_by_pid": os.getpid()})
-            self.db.set_run_status(row.run_id, "interrupted")
-            self.db.unlock(row.run_id)
+            self.db.runs.set_state(row.run_id, RunState.INTERRUPTED)
+            self.db.locks.unlock(row.run_id)
             for leftover in self.settings.runs_dir.glob(f"{row.run_id}.*"):
                 shutil.rmtree(leftover, ignore_errors=True)
             recovered.append(row.run_id)
@@ -591,7 +594,7 @@ class Autoops:
         """A lock holder lives while its autoops does, or any process of its run does."""
         if is_alive(holder.pid, holder.pid_start):
             return True
-        row = self.db.run(holder.run_id)
+        row = self.db.runs.get(holder.run_id)
         return bool(still_alive(self.run_processes(row))) if row else bool(marked(holder.run_id))
 
     # -- secrets ----------------------------------------------------------------------
@@ -660,7 +663,7 @@ class Autoops:
         def covered(run: RunRow) -> bool:
             return scope in {"*", run.env} and (not row.against or identity.same(run.actor,
                                                                                 row.against))
-        in_scope = {r.run_id for r in self.db.running() if covered(r)}
+        in_scope = {r.run_id for r in self.db.runs.running() if covered(r)}
         left = self._live_runs(in_scope)
         deadline = time.monotonic() + wait
         while left and time.monotonic() < deadline:
@@ -674,8 +677,8 @@ class Autoops:
         """Those of ``run_ids`` still recorded as running or with a live process."""
         live = set()
         for run_id in run_ids:
-            row = self.db.run(run_id)
-            if row is not None and (row.status == "running" or
+            row = self.db.runs.get(run_id)
+            if row is not None and (row.status == RunState.RUNNING or
                                     still_alive(self.run_processes(row))):
                 live.add(run_id)
         return live
@@ -720,9 +723,9 @@ class Autoops:
         return {
             "halts": [asdict(h) for h in self.halts.active()],
             "runs": [{"run_id": r.run_id, "env": r.env, "action": r.action, "actor": r.actor,
-                      "pid": r.pid, "started": r.started} for r in self.db.running()],
+                      "pid": r.pid, "started": r.started} for r in self.db.runs.running()],
             "locks": [{"env": env, "host": host, "address": address, **holder.to_dict()}
-                      for env, host, address, holder in self.db.locks()],
+                      for env, host, address, holder in self.db.locks.held()],
             "approvals_pending": [d["id"] for d in self.approval_list(pending_only=True)],
         }
 
@@ -807,8 +810,8 @@ class Autoops:
 
     def approval_list(self, *, pending_only: bool = False) -> list[dict[str, Any]]:
         now = self.clock()
-        docs = [approvals.request_to_dict(r, now) for r in self.db.approval_requests()]
-        return [d for d in docs if d["state"] == "pending" or not pending_only]
+        docs = [approvals.request_to_dict(r, now) for r in self.db.approvals.all()]
+        return [d for d in docs if d["state"] == ApprovalState.PENDING or not pending_only]
 
     # -- audit ------------------------------------------------------------------------
 

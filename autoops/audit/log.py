@@ -139,7 +139,7 @@ class AuditLog:
             os.write(fd, (line + "\n").encode())  # one write: a record is never split
             if durable:
                 os.fsync(fd)
-                self.db.set_anchor(record["seq"], record["hash"])
+                self.db.anchor.advance(record["seq"], record["hash"])
                 if self.witness is not None:
                     self.witness.send(record)
         except OSError as exc:
@@ -170,7 +170,7 @@ class AuditLog:
             if seq == 0:
                 return None
             os.fsync(fd)
-            self.db.set_anchor(seq, digest)
+            self.db.anchor.advance(seq, digest)
             self.witness.checkpoint(seq, digest)
         except OSError as exc:
             raise AuditBrokenError(f"cannot sync {self.path}: {exc.strerror}") from exc
@@ -221,7 +221,7 @@ class AuditLog:
             if partial:
                 return VerifyReport(False, count, expected,
                                     f"line {len(lines) + 1}: cut off (no final newline)")
-        anchor = self.db.anchor()
+        anchor = self.db.anchor.get()
         if anchor is not None:
             seq, digest = anchor
             if seq > count:

@@ -31,7 +31,8 @@ from autoops.errors import (
     ApprovalUnknownError,
     ApprovalUsedError,
 )
-from autoops.state.db import ApprovalRow, StateDB
+from autoops.state.approvals import ApprovalRow, ApprovalState
+from autoops.state.db import StateDB
 
 REQUEST_ID = r"^a-[0-9a-f]{12}$"
 
@@ -91,7 +92,7 @@ def plan_digest(plan: Plan) -> str:
 def request_to_dict(row: ApprovalRow, now: datetime) -> dict[str, Any]:
     if row.used_by:
         state = "used"
-    elif row.state != "rejected" and now >= datetime.fromisoformat(row.expires):
+    elif row.state != ApprovalState.REJECTED and now >= datetime.fromisoformat(row.expires):
         state = "expired"
     else:
         state = row.state
@@ -115,13 +116,13 @@ class SecondPerson:
             request_id=f"a-{secrets.token_hex(6)}", env=plan.env, action=plan.action_name,
             requester=requester, plan_digest=plan_digest(plan),
             plan=json.dumps(plan.to_dict(), sort_keys=True, default=str),
-            created=now.isoformat(), expires=(now + ttl).isoformat(), state="pending",
+            created=now.isoformat(), expires=(now + ttl).isoformat(), state=ApprovalState.PENDING,
             decided_by=None, decided=None, reason=None, used_by=None)
-        self.db.add_approval_request(row)
+        self.db.approvals.add(row)
         return row
 
     def get(self, request_id: str) -> ApprovalRow:
-        row = self.db.approval_request(request_id) if re.fullmatch(REQUEST_ID, request_id) else None
+        row = self.db.approvals.get(request_id) if re.fullmatch(REQUEST_ID, request_id) else None
         if row is None:
             raise ApprovalUnknownError(f"no approval request {request_id!r}")
         return row
@@ -134,24 +135,25 @@ class SecondPerson:
             raise ApprovalSelfError(
                 f"{actor} requested {request_id} and cannot also "
                 f"{'approve' if approve else 'reject'} it")
-        if row.state != "pending":
+        if row.state != ApprovalState.PENDING:
             raise ApprovalDecidedError(f"{request_id} was already {row.state} by {row.decided_by}")
         self._not_expired(row)
-        if not self.db.decide_approval(request_id, "approved" if approve else "rejected", actor,
-                                       self.clock().isoformat(), reason):
+        if not self.db.approvals.decide(
+                request_id, ApprovalState.APPROVED if approve else ApprovalState.REJECTED, actor,
+                self.clock().isoformat(), reason):
             raise ApprovalDecidedError(f"{request_id} was decided by someone else meanwhile")
         return self.get(request_id)
 
     def check(self, request_id: str, plan: Plan, actor: str) -> SecondPersonFacts:
         """The approval may let this exact plan run now, for ``actor``; else raise."""
         row = self.get(request_id)
-        if row.state == "rejected":
+        if row.state == ApprovalState.REJECTED:
             raise ApprovalRejectedError(f"{request_id} was rejected by {row.decided_by}: "
                                         f"{row.reason}")
         if row.used_by:
             raise ApprovalUsedError(f"{request_id} was already used by run {row.used_by}")
         self._not_expired(row)
-        if row.state != "approved":
+        if row.state != ApprovalState.APPROVED:
             raise ApprovalPendingError(f"{request_id} is still waiting for a second person",
                                        details={"approval_request": request_id})
         if identity.same(actor, row.decided_by):
@@ -164,7 +166,7 @@ class SecondPerson:
         return SecondPersonFacts(request_id, str(row.decided_by))
 
     def use(self, request_id: str, run_id: str) -> None:
-        if not self.db.use_approval(request_id, run_id):
+        if not self.db.approvals.use(request_id, run_id):
             raise ApprovalUsedError(f"{request_id} was used by another run meanwhile")
 
     def _not_expired(self, row: ApprovalRow) -> None:

@@ -28,7 +28,8 @@ from autoops.errors import (
 from autoops.guard import grants
 from autoops.guard.grants import Grant
 from autoops.settings import Settings
-from autoops.state.db import GrantRow, StateDB
+from autoops.state.db import StateDB
+from autoops.state.grants import GrantRow
 
 PUBLIC_DIR = "grant-keys"
 
@@ -115,7 +116,7 @@ class GrantStore:
         """A genuine grant from a token (or the id of one this machine has seen)."""
         text = token_or_id.strip()
         if re.fullmatch(grants.GRANT_ID, text):
-            row = self.db.grant(text)
+            row = self.db.grants.get(text)
             if row is None:
                 raise GrantUnknownError(f"this machine has never seen grant {text}")
             text = row.token
@@ -127,7 +128,7 @@ class GrantStore:
         """Unexpired (within today's policy ceiling), unrevoked, with a use left."""
         grants.check_time(grant, now, self.policy.environments[grant.env].grant_ceiling(
             grant.max_risk, grant.break_glass))
-        row = self.db.grant(grant.id)
+        row = self.db.grants.get(grant.id)
         if row is None:  # pragma: no cover - resolve() remembers every grant it returns
             raise GrantUnknownError(f"grant {grant.id} is not recorded")
         _usable(row)
@@ -136,7 +137,7 @@ class GrantStore:
     def use(self, grant: Grant, run_id: str, now: datetime) -> int:
         """Count one use (atomically with the revocation and uses check); the use number."""
         self.check(grant, now)
-        row, counted = self.db.use_grant(grant.id, run_id, now.isoformat())
+        row, counted = self.db.grants.use(grant.id, run_id, now.isoformat())
         if row is None:
             raise GrantUnknownError(f"grant {grant.id} is not recorded")
         if not counted:  # revoked or used up since check(): say which
@@ -144,15 +145,15 @@ class GrantStore:
         return row.uses + 1
 
     def revoke(self, grant_id: str, actor: str, reason: str) -> GrantRow:
-        row = self.db.grant(grant_id) if re.fullmatch(grants.GRANT_ID, grant_id) else None
+        row = self.db.grants.get(grant_id) if re.fullmatch(grants.GRANT_ID, grant_id) else None
         if row is None:
             raise GrantUnknownError(f"this machine has never seen grant {grant_id!r}",
                                     remedy="Revoke where the grant was created or used, or run "
                                            "`autoops grant show TOKEN` here first.")
-        if not self.db.revoke_grant(grant_id, self.clock().isoformat(), actor, reason):
+        if not self.db.grants.revoke(grant_id, self.clock().isoformat(), actor, reason):
             raise GrantRevokedError(f"{grant_id} was already revoked by {row.revoked_by} "
                                     f"({row.revoke_reason})")
-        found = self.db.grant(grant_id)
+        found = self.db.grants.get(grant_id)
         assert found is not None  # noqa: S101 - just revoked it
         return found
 
@@ -168,17 +169,17 @@ class GrantStore:
 
     def listing(self, *, active_only: bool) -> list[dict[str, Any]]:
         now = self.clock()
-        docs = [self.describe(row, now) for row in self.db.grants()]
+        docs = [self.describe(row, now) for row in self.db.grants.all()]
         return [d for d in docs if d["state"] == "active" or not active_only]
 
     def show(self, token_or_id: str) -> dict[str, Any]:
         grant, _token = self.resolve(token_or_id)
-        row = self.db.grant(grant.id)
+        row = self.db.grants.get(grant.id)
         assert row is not None  # noqa: S101 - resolve() remembered it
         return self.describe(row, self.clock())
 
     def _remember(self, grant: Grant, token: str) -> None:
-        self.db.remember_grant(GrantRow(
+        self.db.grants.remember(GrantRow(
             grant_id=grant.id, env=grant.env, token=token, expires=grant.expires.isoformat(),
             max_uses=grant.uses, recorded=self.clock().isoformat(), revoked=None,
             revoked_by=None, revoke_reason=None))

@@ -14,7 +14,8 @@ from datetime import datetime
 
 from autoops.common import identity
 from autoops.core.policy import HaltFacts
-from autoops.state.db import HaltRow, StateDB
+from autoops.state.db import StateDB
+from autoops.state.halts import HaltRow
 
 ALL = "*"
 POLL_SECONDS = 0.25  # how often a running run looks at state.db for a halt
@@ -34,7 +35,7 @@ class Halts:
         target = identity.normalise(against) if against else ""
         row = HaltRow(scope=scope, reason=reason, actor=actor, since=self.clock().isoformat(),
                       against=target)
-        engaged = self.db.set_halt(row)
+        engaged = self.db.halts.engage(row)
         return (row if engaged else self._in_scope(scope, target) or row), engaged
 
     def get(self, scope: str, against: str | None = None) -> HaltRow | None:
@@ -42,10 +43,10 @@ class Halts:
 
     def lift(self, scope: str, against: str | None = None) -> HaltRow | None:
         """Lift the halt of exactly ``scope`` (a global halt is lifted only globally)."""
-        return self.db.clear_halt(scope, identity.normalise(against) if against else "")
+        return self.db.halts.clear(scope, identity.normalise(against) if against else "")
 
     def active(self) -> list[HaltRow]:
-        return self.db.halts()
+        return self.db.halts.all()
 
     def for_env(self, env: str, actor: str | None = None) -> HaltFacts | None:
         """The halt stopping ``actor``'s runs in ``env``: its own, else a global one.
@@ -54,7 +55,7 @@ class Halts:
         only halts for everyone count.
         """
         who = identity.normalise(actor) if actor else None
-        rows = [r for r in self.db.halts() if r.scope in {env, ALL}
+        rows = [r for r in self.db.halts.all() if r.scope in {env, ALL}
                 and (not r.against or r.against == who)]
         rows.sort(key=lambda r: (r.scope != env, bool(r.against)))
         row = rows[0] if rows else None
@@ -62,7 +63,7 @@ class Halts:
             if row else None
 
     def _in_scope(self, scope: str, against: str) -> HaltRow | None:
-        return next((row for row in self.db.halts()
+        return next((row for row in self.db.halts.all()
                      if row.scope == scope and row.against == against), None)
 
     def watcher(self, env: str, actor: str | None = None,

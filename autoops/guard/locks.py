@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from autoops.common.procs import is_alive
 from autoops.core.risk import Risk
 from autoops.errors import LockedError
-from autoops.state.db import LockHolder, StateDB
+from autoops.state.db import StateDB
+from autoops.state.locks import LockHolder
 
 _POLL = 0.2
 
@@ -48,7 +49,7 @@ class Locks:
         targets = dict(zip(addresses or hosts, hosts, strict=True))
         while True:
             check()
-            live, stale = self.db.try_lock(env, list(targets.values()), holder, self.alive,
+            live, stale = self.db.locks.try_lock(env, list(targets.values()), holder, self.alive,
                                            addresses=list(targets))
             for gone in stale:
                 on_stale(gone)
@@ -68,11 +69,11 @@ class Locks:
         """Live runs holding locks on the machines of ``hosts``, with the hosts each holds."""
         wanted = dict(zip(addresses or hosts, hosts, strict=True))
         held: dict[str, tuple[LockHolder, list[str]]] = {}
-        for lock_env, host, address, holder in self.db.locks():
+        for lock_env, host, address, holder in self.db.locks.held():
             if address in wanted and self.alive(holder):
                 shown = host if lock_env == env else f"{host} ({lock_env})"
                 held.setdefault(holder.run_id, (holder, []))[1].append(shown)
         return list(held.values())
 
     def release(self, run_id: str) -> None:
-        self.db.unlock(run_id)
+        self.db.locks.unlock(run_id)

@@ -114,7 +114,7 @@ def test_a_task_added_while_a_run_waits_for_its_lock_never_runs(
     marker = tmp_path / "added-task-ran"
     holder = start(settings, "run", "test-hold", "--env", "local", "-p", "seconds=91")
     try:
-        wait_for(lambda: bool(StateDB(settings.db_path).locks()), what="the first lock")
+        wait_for(lambda: bool(StateDB(settings.db_path).locks.held()), what="the first lock")
         waiting = start(settings, "run", "test-hold", "--env", "local", "-p", "seconds=1",
                         "--wait", "120")
         wait_for(lambda: sum(r["type"] == "run.decision" for r in records(settings)) == 2,
@@ -180,7 +180,7 @@ def test_kill_9_of_autoops_takes_the_playbook_with_it(settings: Settings) -> Non
     proc.communicate(timeout=30)
     wait_for(lambda: not _sleep_alive(389), timeout=30, what="the playbook to die with autoops")
     assert not procs.marked(run_id), "every process of the run ends with it"
-    assert StateDB(settings.db_path).locks() != [], "the lock waits for the next command"
+    assert StateDB(settings.db_path).locks.held() != [], "the lock waits for the next command"
     status = run_script(settings, "status", "--json")
     assert json.loads(status.stdout)["locks"] == []
     interrupted = [r for r in records(settings, run_id) if r["type"] == "run.interrupted"]
@@ -190,7 +190,7 @@ def test_kill_9_of_autoops_takes_the_playbook_with_it(settings: Settings) -> Non
 def test_kill_9_of_autoops_and_its_worker_is_cleaned_up_before_the_locks_go(
         settings: Settings) -> None:
     proc, run_id = _sleeping_run(settings, 397)
-    row = StateDB(settings.db_path).run(run_id)
+    row = StateDB(settings.db_path).runs.get(run_id)
     assert row is not None
     assert row.worker_pid is not None
     assert row.worker_start is not None
@@ -211,7 +211,7 @@ def test_kill_9_of_autoops_and_its_worker_is_cleaned_up_before_the_locks_go(
     assert not _sleep_alive(397)
     interrupted = [r for r in records(settings, run_id) if r["type"] == "run.interrupted"]
     assert set(interrupted[-1]["data"]["killed"]) >= {pid for pid, _ in left}
-    assert StateDB(settings.db_path).locks() == []
+    assert StateDB(settings.db_path).locks.held() == []
 
 
 # -- 6: arguments, never strings ----------------------------------------------------------
@@ -270,7 +270,7 @@ def test_host_locks_are_per_machine_across_environments(settings: Settings, proj
              autoops_backup_paths=[str(project / "catalog.yml")])
     holder = start(settings, "run", "test-hold", "--env", "local", "-p", "seconds=87")
     try:
-        wait_for(lambda: bool(StateDB(settings.db_path).locks()), what="the local lock")
+        wait_for(lambda: bool(StateDB(settings.db_path).locks.held()), what="the local lock")
         other = run_script(settings, "run", "backup", "--env", "staging")
         assert other.returncode == ExitStatus.BUSY, other.stderr
         assert "AUTOOPS-LOCKED" in other.stderr

@@ -218,7 +218,7 @@ def test_revoking_a_grant_stops_a_run_waiting_for_a_lock(keyed: Settings) -> Non
                   "--grant", token)
     db = StateDB(keyed.db_path)
     try:
-        wait_for(lambda: bool(db.locks()), what="the first run to lock its hosts")
+        wait_for(lambda: bool(db.locks.held()), what="the first run to lock its hosts")
         second = start(keyed, "run", "test-hold", "--env", "local", "-p", "seconds=1",
                        "--grant", token, "--wait", "120")
         wait_for(lambda: sum(r["type"] == "run.requested" for r in records(keyed)) == 2,

@@ -12,7 +12,8 @@ import pytest
 
 from autoops.exits import ExitStatus
 from autoops.settings import Settings
-from autoops.state.db import LockHolder, StateDB
+from autoops.state.db import StateDB
+from autoops.state.locks import LockHolder
 from tests.conftest import VENV_BIN, cli_env, run_script
 from tests.integration.conftest import records, wait_for
 
@@ -30,7 +31,7 @@ def holding(settings: Settings) -> Iterator[subprocess.Popen[str]]:
     proc = start(settings, "run", "test-hold", "--env", "local", "-p", "seconds=93",
                  "--actor", "alice")
     db = StateDB(settings.db_path)
-    wait_for(lambda: bool(db.locks()), what="the first run to lock its hosts")
+    wait_for(lambda: bool(db.locks.held()), what="the first run to lock its hosts")
     yield proc
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
@@ -39,7 +40,7 @@ def holding(settings: Settings) -> Iterator[subprocess.Popen[str]]:
 
 def test_a_second_changing_run_on_the_same_hosts_is_refused(
         settings: Settings, holding: subprocess.Popen[str]) -> None:
-    holder = StateDB(settings.db_path).locks()[0][3]
+    holder = StateDB(settings.db_path).locks.held()[0][3]
     second = run_script(settings, "run", "test-hold", "--env", "local", "-p", "seconds=1")
     assert second.returncode == ExitStatus.BUSY, second.stderr
     assert "AUTOOPS-LOCKED" in second.stderr
@@ -53,7 +54,7 @@ def test_a_second_changing_run_on_the_same_hosts_is_refused(
 
 def test_plan_shows_who_holds_the_hosts(settings: Settings,
                                        holding: subprocess.Popen[str]) -> None:
-    holder = StateDB(settings.db_path).locks()[0][3]
+    holder = StateDB(settings.db_path).locks.held()[0][3]
     busy = run_script(settings, "plan", "test-hold", "--env", "local", "-p", "seconds=1")
     assert f"BUSY: run {holder.run_id} of alice holds 1 of them" in busy.stdout
     doc = json.loads(run_script(settings, "plan", "test-hold", "--env", "local", "--json").stdout)
@@ -87,7 +88,7 @@ def test_a_lock_left_by_a_dead_process_is_released_and_audited(settings: Setting
     gone = subprocess.Popen(["true"])
     gone.wait()
     db = StateDB(settings.db_path)
-    live, _ = db.try_lock("local", ["localhost"], LockHolder(
+    live, _ = db.locks.try_lock("local", ["localhost"], LockHolder(
         run_id="20261122T000000Z-deadbeef", actor="mallory", pid=gone.pid, pid_start="1",
         acquired="2026-11-22T00:00:00+00:00"), lambda _holder: True, addresses=["local"])
     assert live == []
@@ -95,4 +96,4 @@ def test_a_lock_left_by_a_dead_process_is_released_and_audited(settings: Setting
     assert result.returncode == ExitStatus.OK, result.stderr
     stale = [r for r in records(settings) if r["type"] == "lock.stale_released"]
     assert stale[0]["data"]["holder"]["run_id"] == "20261122T000000Z-deadbeef"
-    assert db.locks() == [], "the run released its own lock too"
+    assert db.locks.held() == [], "the run released its own lock too"

@@ -145,13 +145,13 @@ def test_limit_that_matches_nothing_is_bad_input(app: Autoops, settings: Setting
 
 
 def test_interrupted_runs_are_recovered(app: Autoops, settings: Settings) -> None:
-    from autoops.state.db import RunRow
+    from autoops.state.runs import RunRow
 
     dead = os.fork()
     if dead == 0:  # pragma: no cover - child
         os._exit(0)
     os.waitpid(dead, 0)
-    app.db.register_run(RunRow("ghost-run", dead, "123", "local", "health", "bob", "t",
+    app.db.runs.register(RunRow("ghost-run", dead, "123", "local", "health", "bob", "t",
                                "running", None))
     (settings.runs_dir / "ghost-run.xyz").mkdir(parents=True)
     assert app.recover_interrupted() == ["ghost-run"]

@@ -8,7 +8,8 @@ from autoops.core.risk import Risk
 from autoops.errors import LockedError
 from autoops.exits import ExitStatus
 from autoops.guard.locks import Locks, needs_lock
-from autoops.state.db import LockHolder, StateDB
+from autoops.state.db import StateDB
+from autoops.state.locks import LockHolder
 
 
 def holder(run_id: str, pid: int = 100) -> LockHolder:
@@ -62,10 +63,10 @@ def test_overlapping_hosts_in_one_environment_conflict(locks: Locks, db: StateDB
     assert caught.value.status is ExitStatus.BUSY
     assert "run a of actor-a" in caught.value.message
     assert caught.value.details["holders"][0]["run_id"] == "a"
-    assert {h for _env, h, _a, who in db.locks() if who.run_id == "b"} == set()
+    assert {h for _env, h, _a, who in db.locks.held() if who.run_id == "b"} == set()
     locks.acquire("staging", ["db1"], holder("c"))
     locks.acquire("production", ["web1"], holder("d"), addresses=["10.1.0.1:22"])
-    assert len(db.locks()) == 4
+    assert len(db.locks.held()) == 4
 
 
 def test_one_machine_is_one_lock_whatever_the_environment(locks: Locks) -> None:
@@ -82,7 +83,7 @@ def test_release_frees_the_hosts(locks: Locks, db: StateDB) -> None:
     locks.acquire("staging", ["web1"], holder("a"))
     locks.release("a")
     locks.acquire("staging", ["web1"], holder("b"))
-    assert [who.run_id for _e, _h, _a, who in db.locks()] == ["b"]
+    assert [who.run_id for _e, _h, _a, who in db.locks.held()] == ["b"]
 
 
 def test_a_dead_holders_lock_is_released_and_reported(locks: Locks, dead: set[int]) -> None:
@@ -105,7 +106,7 @@ def test_waiting_succeeds_once_the_holder_finishes(db: StateDB) -> None:
 
     def holder_finishes(seconds: float) -> None:
         clock.sleep(seconds)
-        db.unlock("a")
+        db.locks.unlock("a")
 
     locks = Locks(db, alive=lambda _holder: True, monotonic=clock.monotonic,
                   sleep=holder_finishes)

@@ -9,7 +9,8 @@ import pytest
 from autoops.common.files import ensure_dir
 from autoops.common.procs import is_alive, process_start_time
 from autoops.errors import StateError
-from autoops.state.db import RunRow, StateDB
+from autoops.state.db import StateDB
+from autoops.state.runs import RunRow, RunState
 
 
 def test_own_process_is_alive() -> None:
@@ -27,14 +28,14 @@ def test_dead_process_is_not_alive() -> None:
 
 def test_runs_and_anchor(tmp_path: Path) -> None:
     db = StateDB(tmp_path / "s" / "state.db")
-    db.register_run(RunRow("r1", 1, "5", "local", "health", "alice", "t", "running", None))
-    assert [r.run_id for r in db.running()] == ["r1"]
-    db.set_run_status("r1", "finished")
-    assert db.running() == []
-    assert db.anchor() is None
-    db.set_anchor(3, "abc")
-    db.set_anchor(2, "old")  # never moves backwards
-    assert db.anchor() == (3, "abc")
+    db.runs.register(RunRow("r1", 1, "5", "local", "health", "alice", "t", "running", None))
+    assert [r.run_id for r in db.runs.running()] == ["r1"]
+    db.runs.set_state("r1", RunState.FINISHED)
+    assert db.runs.running() == []
+    assert db.anchor.get() is None
+    db.anchor.advance(3, "abc")
+    db.anchor.advance(2, "old")  # never moves backwards
+    assert db.anchor.get() == (3, "abc")
     assert oct((tmp_path / "s").stat().st_mode & 0o777) == "0o700"
 
 

@@ -104,7 +104,7 @@ def rewrite(log: AuditLog, records: list[dict[str, Any]]) -> None:
         rec["hash"] = prev = record_hash(rec)
     log.path.write_text("".join(json.dumps(r, sort_keys=True, separators=(",", ":"),
                                            ensure_ascii=False) + "\n" for r in records))
-    with log.db._connect() as db:
+    with log.db.database.connect() as db:
         db.execute("UPDATE audit_anchor SET seq=?, hash=? WHERE id=1",
                    (records[-1]["seq"], records[-1]["hash"]))
 
@@ -350,7 +350,7 @@ def test_checkpoint_witnesses_the_newest_record(collector: Collector, tmp_path: 
     newest = list(log.records())[-1]
     assert log.checkpoint() == (4, newest["hash"])
     assert collector.entries()[-1] == WitnessEntry(seq=4, hash=newest["hash"], type="checkpoint")
-    assert log.db.anchor() == (4, newest["hash"])
+    assert log.db.anchor.get() == (4, newest["hash"])
 
 
 def test_checkpoint_needs_a_witness(tmp_path: Path) -> None:
