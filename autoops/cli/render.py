@@ -103,8 +103,8 @@ def _names(values: Iterable[Any], sep: str = ", ") -> str:
     return sep.join(visible(v) for v in values)
 
 
-def action_list(actions: Iterable[Action]) -> str:
-    rows = [(a.name, a.risk.name, ",".join(a.environments), a.description) for a in actions]
+def action_list(actions: Iterable[Mapping[str, Any]]) -> str:
+    rows = [(a["name"], a["risk"], ",".join(a["environments"]), a["description"]) for a in actions]
     return table(rows, ("ACTION", "RISK", "ENVIRONMENTS", "DESCRIPTION"))
 
 
@@ -321,6 +321,12 @@ def audit_record(rec: Mapping[str, Any]) -> str:
         detail = f" hosts={len(data.get('plan', {}).get('hosts', []))} " \
                  f"params={json.dumps(data.get('plan', {}).get('params', {}))}"
     return head + detail
+
+
+def secret_finding(doc: Mapping[str, Any]) -> str:
+    """One ``secrets check`` finding: ``FILE[:LINE]: CODE: MESSAGE``."""
+    where = f"{doc['file']}:{doc['line']}" if doc.get("line") else doc["file"]
+    return visible(f"{where}: {doc['code']}: {doc['message']}")
 
 
 def error_text(error: AutoopsError) -> str:

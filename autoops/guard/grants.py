@@ -24,6 +24,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from autoops.common import reasons
 from autoops.common.canonical import canonical_json
 from autoops.common.durations import format_duration
 from autoops.common.names import PARAM_NAME
@@ -144,9 +145,9 @@ def _validate(grant: Grant) -> None:
         raise GrantMalformedError("grant actions must be a non-empty, sorted list without repeats")
     if grant.expires <= grant.issued:
         raise GrantMalformedError("grant expires before it is issued")
-    reason = grant.reason
-    if len(reason) > 500 or "\n" in reason or not reason.strip():
-        raise GrantMalformedError("grant reason must be one line of at most 500 characters")
+    if not reasons.is_one_line(grant.reason):
+        raise GrantMalformedError(f"grant reason must be one line of at most {reasons.REASON_MAX} "
+                                  "characters")
     host_globs(grant.hosts)
     for key, values in grant.params.items():
         if not re.fullmatch(PARAM_NAME, key) or not values or len(set(values)) != len(values):

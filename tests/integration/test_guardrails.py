@@ -340,11 +340,11 @@ def test_a_window_closing_while_waiting_is_caught_before_execution(windowed: Set
 
 def test_a_break_glass_grant_overrides_the_window_and_is_audited(windowed: Settings) -> None:
     app = Autoops(windowed, clock=Clock(datetime(2026, 11, 22, 12, 0, tzinfo=UTC)))  # Sunday
-    made = app.grant_create(env="local", actions=["test-hold"], max_risk="LOW", hosts=None,
+    made = app.grants.create(env="local", actions=["test-hold"], max_risk="LOW", hosts=None,
                             params=[], expires_in="1h", uses=1, break_glass=True,
                             reason="INC-42 disk full")
     grant_id = made["grant"]["id"]
-    plain = app.grant_create(env="local", actions=["test-hold"], max_risk="LOW", hosts=None,
+    plain = app.grants.create(env="local", actions=["test-hold"], max_risk="LOW", hosts=None,
                              params=[], expires_in="1h", uses=1, break_glass=False,
                              reason="routine")
     refused(app, hold(grant=plain["token"]), WindowClosedError)

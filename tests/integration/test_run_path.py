@@ -151,12 +151,12 @@ def test_interrupted_runs_are_recovered(app: Autoops, settings: Settings) -> Non
     if dead == 0:  # pragma: no cover - child
         os._exit(0)
     os.waitpid(dead, 0)
-    app.db.runs.register(RunRow("ghost-run", dead, "123", "local", "health", "bob", "t",
+    app.context.db.runs.register(RunRow("ghost-run", dead, "123", "local", "health", "bob", "t",
                                "running", None))
     (settings.runs_dir / "ghost-run.xyz").mkdir(parents=True)
-    assert app.recover_interrupted() == ["ghost-run"]
+    assert app.recovery.recover() == ["ghost-run"]
     recs = records(settings, "ghost-run")
     assert [r["type"] for r in recs] == ["run.interrupted"]
     assert recs[0]["actor"] == "bob"
     assert not (settings.runs_dir / "ghost-run.xyz").exists()
-    assert app.recover_interrupted() == []
+    assert app.recovery.recover() == []

@@ -57,9 +57,9 @@ class Canary:
 def put_secrets(app: Autoops, env: str, data: dict[str, object]) -> Path:
     path = app.settings.inventories_dir / env / SECRETS
     rel = str(path.relative_to(app.settings.project_dir))
-    sops = Sops(app.secrets.config_path)
+    sops = Sops(app.secrets.store.config_path)
     path.write_bytes(sops.encrypt(yaml.safe_dump(data).encode(), rel,
-                                  app.secrets.config().recipients(env)))
+                                  app.secrets.store.config().recipients(env)))
     return path
 
 
@@ -69,7 +69,7 @@ def keyed(settings: Settings, project: Path) -> Autoops:
     app = Autoops(settings)
     for env in ("staging", "production"):
         localise(project, env)
-        app.secrets_init(env)
+        app.secrets.init(env)
     return app
 
 
@@ -302,11 +302,11 @@ def test_each_environment_key_opens_only_its_own_file(keyed: Autoops) -> None:
     keys = {env: AgeKey(file=keyed.settings.age_keys_dir / f"{env}.txt", origin=env)
             for env in files}
     for env, path in files.items():
-        assert json.loads(Sops(keyed.secrets.config_path, keys[env]).decrypt(path)) == {
+        assert json.loads(Sops(keyed.secrets.store.config_path, keys[env]).decrypt(path)) == {
             "canary_secret": f"value-of-{env}"}
         other = "production" if env == "staging" else "staging"
         with pytest.raises(SecretsKeyWrongError):
-            Sops(keyed.secrets.config_path, keys[other]).decrypt(path)
+            Sops(keyed.secrets.store.config_path, keys[other]).decrypt(path)
 
 
 def refused_before_running(app: Autoops, dest: Path, code: str) -> None:
@@ -383,7 +383,7 @@ def test_deploy_writes_the_apps_environment_file_from_secrets(
         settings: Settings, project: Path, supervisor: Path, tmp_path: Path) -> None:
     """The deploy role's env_file: SOPS values delivered 0600, a change restarts the app."""
     app = Autoops(settings)
-    app.secrets_init("local")
+    app.secrets.init("local")
     canary = Canary()
     put_secrets(app, "local", {"canary_secret": canary.value})
     source = tmp_path / "src"

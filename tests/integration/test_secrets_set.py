@@ -118,7 +118,7 @@ def test_a_library_caller_claiming_a_terminal_still_cannot_loop(staging: Setting
     before = secrets_file(staging).read_bytes()
     code = ("import sys\nfrom autoops.engine import Autoops\nfrom autoops.settings import Settings\n"
             "from autoops.errors import AutoopsError\n"
-            "try:\n    Autoops(Settings.from_environ()).secrets_edit('staging', terminal=True)\n"
+            "try:\n    Autoops(Settings.from_environ()).secrets.edit('staging', terminal=True)\n"
             "except AutoopsError as exc:\n    print(exc.code, exc.message)\n    sys.exit(2)\n")
     env = {**cli_env(replace(staging, editor=bad)), "PYTHONPATH": str(Path.cwd())}
     proc = subprocess.run([str(VENV_BIN / "python"), "-c", code], env=env, stdin=subprocess.DEVNULL,
@@ -333,7 +333,7 @@ def test_a_value_set_from_stdin_reaches_the_play_byte_for_byte(settings: Setting
     and rendering a string template drops one trailing newline.)
     """
     app = Autoops(settings)
-    app.secrets_init("local")
+    app.secrets.init("local")
     value = f"\"q\" 'single' \\ \\n ü ✓\nsecond line {secrets.token_hex(6)}"
     result = autoops(settings, "secrets", "set", "--env", "local", "canary_secret",
                      value=value.encode() + b"\n")
@@ -348,7 +348,7 @@ def test_a_value_that_looks_like_a_template_reaches_the_play_as_text(
         settings: Settings, tmp_path: Path) -> None:
     """Secrets are data: `{{ lookup('pipe', …) }}` in a value is never evaluated."""
     app = Autoops(settings)
-    app.secrets_init("local")
+    app.secrets.init("local")
     marker = tmp_path / "ran"
     value = f"{{{{ lookup('pipe', 'touch {marker}') }}}} {{% raw %}} {{# c #}}"
     result = autoops(settings, "secrets", "set", "--env", "local", "canary_secret",

@@ -255,7 +255,8 @@ def _audit_line(kind: str) -> Callable[[str], str]:
 
 RENDERERS: dict[str, Callable[[str], str]] = {
     "table": lambda s: table([(s, s), ("a", 1)], ("A", "B")),
-    "action_list": lambda s: render.action_list([_action(s)]),
+    "action_list": lambda s: render.action_list([{"name": s, "risk": s, "environments": [s],
+                                                    "description": s}]),
     "action_detail": lambda s: render.action_detail(
         _action(s), {"*": _action(s).schema_for(None),
                      s: {"properties": {s: {"type": "string", "pattern": s, "maxLength": 9}}}},

@@ -1,0 +1,46 @@
+"""``lab up|status|down``: disposable SSH hosts in local containers (same-user mode only)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, TextIO
+
+from autoops.cli import render
+from autoops.cli.args import Parser
+from autoops.cli.output import Handler, Output
+from autoops.engine import Autoops
+from autoops.exits import ExitStatus
+
+
+def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    lab = sub.add_parser("lab", parents=[common], help="disposable SSH hosts on this machine")
+    lsub = lab.add_subparsers(dest="lab_command", required=True, parser_class=Parser)
+    lab_up = lsub.add_parser("up", parents=[common], help="start hosts, write inventories/lab")
+    lab_up.add_argument("--hosts", type=int, help="how many hosts (default 3)")
+    lab_up.add_argument("--groups", help="group sizes, e.g. web=2,db=1")
+    lsub.add_parser("status", parents=[common], help="the lab's hosts and their state")
+    lsub.add_parser("down", parents=[common], help="remove everything lab up created")
+
+
+def cmd_lab(app: Autoops, args: argparse.Namespace, output: Output, _in: TextIO) -> ExitStatus:
+    from autoops.lab import manager  # noqa: PLC0415 - only lab commands need it
+
+    paths = manager.LabPaths.of(app.settings)
+    if args.lab_command == "up":
+        doc = manager.up(paths, manager.parse_groups(args.hosts, args.groups), output.progress)
+    elif args.lab_command == "down":
+        doc = manager.down(paths, output.progress)
+        output.text(f"lab: removed {len(doc['removed'])} host(s)")
+    else:
+        doc = manager.status(paths)
+    if args.lab_command != "down":
+        rows = [(h["name"], h["group"], f"127.0.0.1:{h['port']}", h["state"],
+                 f"{h['memory_mib']} MiB" if h.get("memory_mib") is not None else "-")
+                for h in doc["hosts"]]
+        output.text(render.table(rows, ("HOST", "GROUP", "SSH", "STATE", "MEMORY"))
+                    if rows else "lab: no lab is up (`autoops lab up`)")
+    output.document(doc)
+    return ExitStatus.OK
+
+
+COMMANDS: dict[str, Handler] = {"lab": cmd_lab}

@@ -1,0 +1,397 @@
+"""The guarded run path, end to end: resolve → plan → policy → approval → lock → recheck → run.
+
+Every requested run leaves ``run.requested`` and ``run.decision`` in the audit log
+before anything executes, and ends with ``run.finished`` (or ``run.interrupted``).
+A refusal at any step is recorded once, by :meth:`Attempt.refusing`, then raised.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from autoops.common.procs import process_start_time
+from autoops.core import policy
+from autoops.core.plan import Plan
+from autoops.core.plan import build as build_plan
+from autoops.core.policy import Decision, Outcome
+from autoops.errors import ApprovalPlanChangedError, ApprovalRequiredError, AutoopsError, BadInputError
+from autoops.exits import ExitStatus
+from autoops.guard import approvals, grants
+from autoops.guard.locks import needs_lock
+from autoops.run import runner
+from autoops.run.runner import HostResult
+from autoops.secrets.store import EnvSecrets
+from autoops.services.context import Context, new_run_id
+from autoops.services.recovery import Recovery
+from autoops.services.requests import Authority, RunRequest, RunResult
+from autoops.services.verdicts import classify, denial, halted, refusal
+from autoops.state.locks import LockHolder
+from autoops.state.runs import RunRow, RunState
+
+ResultCallback = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class Attempt:
+    """One requested run on its way through the gate: what every step records against."""
+
+    ctx: Context
+    run_id: str
+    request: RunRequest
+    plan: Plan
+    actor: str
+
+    def record(self, type_: str, data: dict[str, Any], *, durable: bool = True) -> dict[str, Any]:
+        return self.ctx.audit.append(run_id=self.run_id, type_=type_, actor=self.actor,
+                                     env=self.plan.env, action=self.plan.action_name, data=data,
+                                     durable=durable)
+
+    def refuse(self, error: AutoopsError, status: str | None = None) -> None:
+        """End a run that never executed: its run.finished names the error."""
+        error.details.update(run_id=self.run_id)
+        self.record("run.finished", {"status": status or error.status.name.lower(),
+                                     "exit_status": int(error.status), "error": error.to_dict()})
+        self.ctx.db.runs.set_state(self.run_id, RunState.REFUSED)
+
+    @contextmanager
+    def refusing(self, status: str | None = None) -> Iterator[None]:
+        """A refusal raised inside ends the run (recorded once), then goes on up."""
+        try:
+            yield
+        except AutoopsError as error:
+            self.refuse(error, status)
+            raise
+
+    @contextmanager
+    def interruptible(self, while_: str) -> Iterator[None]:
+        """Ctrl-C while waiting (for a person, a lock) is recorded as an interruption."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            self.interrupted({"reason": f"interrupted while {while_}"})
+            raise
+
+    def interrupted(self, data: dict[str, Any]) -> None:
+        self.record("run.interrupted", data)
+        self.ctx.db.runs.set_state(self.run_id, RunState.INTERRUPTED)
+
+
+class Runs:
+    """Plans, decisions and runs: the one way anything executes."""
+
+    def __init__(self, ctx: Context, recovery: Recovery) -> None:
+        self.ctx = ctx
+        self.recovery = recovery
+
+    # -- deciding without running -----------------------------------------------------
+
+    def plan(self, request: RunRequest) -> tuple[Plan, Decision]:
+        """Validate, resolve hosts and decide, without running or recording anything.
+
+        A grant or approval passed with the request is checked (not used) and counts.
+        """
+        actor = self.ctx.actor(request.actor)
+        the_plan = self._build(request)
+        return the_plan, self.decide(the_plan, actor, self._authority(request, the_plan, actor))
+
+    def decide(self, the_plan: Plan, actor: str, authority: Authority | None = None) -> Decision:
+        action = the_plan.resolved.action
+        grant = authority.grant if authority else None
+        return policy.evaluate(self.ctx.policy, policy.Request(
+            env=the_plan.env, action=action.name, risk=action.risk,
+            action_environments=action.environments, actor=actor,
+            check_mode=the_plan.check_mode, now=self.ctx.clock(),
+            halt=self.ctx.halts.for_env(the_plan.env, actor),
+            grant=policy.GrantFacts(grant.id, grant.break_glass, grant.reason) if grant else None,
+            second_person=authority.second_person if authority else None))
+
+    def lock_view(self, the_plan: Plan) -> dict[str, Any]:
+        """Whether running ``the_plan`` takes a host lock, and which live runs hold its hosts now."""
+        needed = needs_lock(the_plan.resolved.action.risk, the_plan.check_mode)
+        held = (self.recovery.locks.holders(the_plan.env, the_plan.hosts,
+                                            the_plan.addresses or None) if needed else [])
+        return {"needed": needed, "held_by": [{**holder.to_dict(), "hosts": hosts}
+                                              for holder, hosts in held]}
+
+    def policy_by_env(self, action_name: str) -> dict[str, dict[str, Any]]:
+        """What the policy says about an action in every declared environment, now."""
+        action = self.ctx.catalog.get(action_name)
+        return {
+            env: policy.evaluate(self.ctx.policy, policy.Request(
+                env=env, action=action.name, risk=action.risk,
+                action_environments=action.environments, actor=self.ctx.settings.os_user,
+                check_mode=False, now=self.ctx.clock(),
+                halt=self.ctx.halts.for_env(env))).to_dict()
+            for env in self.ctx.policy.environments
+        }
+
+    # -- running ----------------------------------------------------------------------
+
+    def run(self, request: RunRequest, *, confirm: approvals.Confirm | None = None,
+            on_result: ResultCallback | None = None,
+            cancel: Callable[[], bool] = lambda: False,
+            on_start: Callable[[], None] = lambda: None) -> RunResult:
+        """Plan, decide, get approval, record, execute and record the result.
+
+        Refusals raise (after being audited); a run that executed returns a RunResult
+        whose ``status`` says how it went. The policy is checked when the run is
+        requested and again once its hosts are locked, just before anything executes.
+        """
+        self.recovery.recover()
+        attempt = self._begin(request)
+        with attempt.refusing("refused"):  # a key that cannot open the files stops it here
+            loaded = self.ctx.secret_store.load_for_run(attempt.plan.env)
+        self.ctx.redactor.add(loaded.values)
+        authority, decision = self._checked(attempt)
+        if decision.outcome is Outcome.APPROVAL_REQUIRED and \
+                policy.SECOND_PERSON in decision.requirements:
+            self._request_second_person(attempt, decision)
+        with attempt.interruptible("waiting for approval"):
+            approval = approvals.satisfy(attempt.plan, decision, confirm)
+        attempt.record("run.decision", {"decision": decision.to_dict(),
+                                        "approval": approval.to_dict(),
+                                        "grant": authority.grant_summary()})
+        if not approval.satisfied:
+            error = refusal(decision, approval, attempt.plan)
+            error.details.update(decision=decision.to_dict())
+            attempt.refuse(error)
+            raise error
+        locked = self._lock(attempt, authority)
+        try:
+            authorised = self._recheck(attempt)
+            on_start()
+            return self._execute(attempt, decision, approval, loaded=loaded,
+                                 on_result=on_result, cancel=cancel, authorised=authorised)
+        finally:
+            if locked:
+                self.recovery.locks.release(attempt.run_id)
+
+    def _begin(self, request: RunRequest) -> Attempt:
+        """Register the run and record what was asked, before anything is decided."""
+        who = self.ctx.principal(request.actor)
+        the_plan = self._build(request)
+        run_id = new_run_id(self.ctx.clock())
+        pid_start = process_start_time(os.getpid()) or ""
+        self.ctx.db.runs.register(RunRow(
+            run_id=run_id, pid=os.getpid(), pid_start=pid_start, env=the_plan.env,
+            action=the_plan.action_name, actor=who.name, started=self.ctx.clock().isoformat(),
+            status=RunState.RUNNING, data_dir=None))
+        attempt = Attempt(self.ctx, run_id, request, the_plan, who.name)
+        settings = self.ctx.settings
+        attempt.record("run.requested", {
+            "plan": the_plan.to_dict(), "os_user": settings.os_user,
+            "account": settings.account, "mode": settings.mode,
+            "actor_label": who.label, "controller": socket.gethostname(), "pid": os.getpid(),
+            "environ_ignored": list(settings.ignored_environ),
+            "grant": _presented_grant(request.grant), "approval": request.approval})
+        return attempt
+
+    def _build(self, request: RunRequest) -> Plan:
+        ctx = self.ctx
+        resolved = ctx.catalog.resolve(request.action, request.params, request.env)
+        the_plan = build_plan(resolved, request.env, ctx.content, set(ctx.policy.environments),
+                              request.limit, check_mode=request.check_mode,
+                              host_cache=ctx.db.hosts)
+        if request.one_host and len(the_plan.hosts) != 1:
+            raise BadInputError(
+                f"--limit {request.limit!r} matches {len(the_plan.hosts)} hosts, not exactly one",
+                remedy="Name one inventory host, or use `autoops run --limit` for several.")
+        return the_plan
+
+    def _authority(self, request: RunRequest, the_plan: Plan, actor: str) -> Authority:
+        """Check the grant and approval a request presents; raise if either is refused."""
+        grant = None
+        if request.grant:
+            grant, _token = self.ctx.grant_store.resolve(request.grant)
+            self.ctx.grant_store.check(grant, self.ctx.clock())
+            action = the_plan.resolved.action
+            grants.check_scope(grant, env=the_plan.env, action=action.name, risk=action.risk,
+                               hosts=the_plan.hosts, params=the_plan.resolved.params)
+        second = (self.ctx.second_person.check(request.approval, the_plan, actor)
+                  if request.approval else None)
+        return Authority(grant, second)
+
+    def _checked(self, attempt: Attempt) -> tuple[Authority, Decision]:
+        with attempt.refusing():
+            authority = self._authority(attempt.request, attempt.plan, attempt.actor)
+        return authority, self.decide(attempt.plan, attempt.actor, authority)
+
+    def _request_second_person(self, attempt: Attempt, decision: Decision) -> None:
+        """Record a two-person request bound to this plan and stop the run (status 4)."""
+        the_plan = attempt.plan
+        ttl = self.ctx.policy.environments[the_plan.env].approval_ttl
+        row = self.ctx.second_person.request(the_plan, attempt.actor, ttl)
+        attempt.record("approval.requested", {"request_id": row.request_id,
+                                              "plan_digest": row.plan_digest,
+                                              "expires": row.expires})
+        approval = approvals.Approval(False, policy.SECOND_PERSON,
+                                      f"waiting for a second person: request {row.request_id}")
+        attempt.record("run.decision", {"decision": decision.to_dict(),
+                                        "approval": approval.to_dict(), "grant": None})
+        error = ApprovalRequiredError(
+            f"{the_plan.action_name} in {the_plan.env} needs a second person: approval request "
+            f"{row.request_id} recorded (expires {row.expires}); nothing ran",
+            remedy=f"Another person runs `autoops approve {row.request_id}`; then run the same "
+                   f"command again with --approval {row.request_id}.",
+            details={"approval_request": row.request_id, "decision": decision.to_dict()})
+        attempt.refuse(error, "approval_required")
+        raise error
+
+    def _lock(self, attempt: Attempt, authority: Authority) -> bool:
+        """Lock the plan's hosts when the run can change something; False when it cannot.
+
+        While it waits, a halt or the revocation of its grant ends the wait.
+        """
+        the_plan = attempt.plan
+        if not needs_lock(the_plan.resolved.action.risk, the_plan.check_mode):
+            return False
+        holder = LockHolder(run_id=attempt.run_id, actor=attempt.actor, pid=os.getpid(),
+                            pid_start=process_start_time(os.getpid()) or "",
+                            acquired=self.ctx.clock().isoformat())
+
+        def stale(gone: LockHolder) -> None:
+            attempt.record("lock.stale_released", {
+                "holder": gone.to_dict(), "hosts": list(the_plan.hosts),
+                "reason": f"process {gone.pid} of run {gone.run_id} is gone"})
+
+        def still_wanted() -> None:
+            self.recovery.recover()  # a dead holder's processes die before its locks go
+            halt = self.ctx.halts.for_env(the_plan.env, attempt.actor)
+            if halt is not None:
+                raise halted(halt, f"run {attempt.run_id} stopped waiting for a host lock")
+            if authority.grant is not None:
+                self.ctx.grant_store.check(authority.grant, self.ctx.clock())
+
+        with attempt.refusing(), attempt.interruptible("waiting for a host lock"):
+            self.recovery.locks.acquire(the_plan.env, the_plan.hosts, holder,
+                                        wait=attempt.request.wait,
+                                        addresses=the_plan.addresses or None,
+                                        on_stale=stale, check=still_wanted)
+        return True
+
+    def _recheck(self, attempt: Attempt) -> list[str]:
+        """The last check before execution: time, halts, grant and approval, then use them.
+
+        Between the request and now the run may have waited for a confirmation or a
+        lock: a window may have closed, a halt been engaged or the grant revoked.
+        """
+        authority, decision = self._checked(attempt)
+        stopped = [r for r in decision.rules if r.outcome is Outcome.DENIED]
+        if stopped:
+            error = denial(stopped[0])
+            error.message += " (at the check before execution)"
+            error.details.update(decision=decision.to_dict())
+            attempt.refuse(error)
+            raise error
+        self._same_plan(attempt)
+        used = []
+        with attempt.refusing():
+            if authority.grant is not None:
+                grant = authority.grant
+                number = self.ctx.grant_store.use(grant, attempt.run_id, self.ctx.clock())
+                attempt.record("grant.used", {"grant_id": grant.id, "use": number,
+                                              "max_uses": grant.uses,
+                                              "break_glass": grant.break_glass,
+                                              "issuer": grant.issuer, "reason": grant.reason})
+                used.append(f"grant:{grant.id}")
+            if authority.second_person is not None:
+                request_id = authority.second_person.request_id
+                self.ctx.second_person.use(request_id, attempt.run_id)
+                used.append(f"second-person:{request_id}")
+        return used
+
+    def _same_plan(self, attempt: Attempt) -> None:
+        """Recompute the plan after every wait; what was approved is what runs.
+
+        Between the request and now the run may have waited for a confirmation, an
+        approval or a host lock: a role, the inventory or the policy may have changed.
+        """
+        with attempt.refusing():
+            fresh = self._build(attempt.request)
+        approved = attempt.plan
+        changed = approvals.plan_changes(approved.to_dict(), fresh.to_dict())
+        if changed:
+            error = ApprovalPlanChangedError(
+                f"the plan changed while run {attempt.run_id} waited ({', '.join(changed)}: "
+                f"content {approved.content_digest[:19]}… is now {fresh.content_digest[:19]}…);"
+                " nothing ran",
+                remedy="Review what changed (`autoops plan …`), then run it again.",
+                details={"changed": changed, "approved_digest": approved.content_digest,
+                         "current_digest": fresh.content_digest})
+            attempt.refuse(error, "approval_required")
+            raise error
+
+    def _execute(self, attempt: Attempt, decision: Decision, approval: approvals.Approval, *,
+                 loaded: EnvSecrets, on_result: ResultCallback | None,
+                 cancel: Callable[[], bool], authorised: list[str]) -> RunResult:
+        ctx, the_plan, run_id = self.ctx, attempt.plan, attempt.run_id
+        results: list[dict[str, Any]] = []
+
+        def handle(result: HostResult) -> None:
+            data = ctx.redactor(result.to_dict())
+            attempt.record("task.result", data, durable=False)
+            results.append(data)
+            if on_result is not None:
+                on_result(data)
+
+        sops_env, inline_key = ctx.secret_store.run_key(loaded)
+        settings = ctx.settings
+        spec = runner.RunSpec(
+            run_id=run_id, project_dir=settings.project_dir,
+            playbook=settings.project_dir / the_plan.resolved.action.playbook,
+            inventory=the_plan.inventory, limit=the_plan.limit,
+            extravars={
+                **the_plan.resolved.params,
+                "autoops_run_id": run_id, "autoops_actor": attempt.actor,
+                "autoops_env": the_plan.env, "autoops_action": the_plan.action_name,
+                "autoops_check_mode": the_plan.check_mode,
+            },
+            check_mode=the_plan.check_mode, runs_dir=settings.runs_dir,
+            python=settings.python, environ=settings.child_environ(sops_env),
+            age_key=inline_key)
+        attempt.record("run.started", {
+            "hosts": list(the_plan.hosts), "check_mode": the_plan.check_mode,
+            "locked": needs_lock(the_plan.resolved.action.risk, the_plan.check_mode),
+            "content_digest": the_plan.content_digest, "authorised_by": authorised,
+            "sops": loaded.to_dict()})
+        halt_now = ctx.halts.watcher(the_plan.env, attempt.actor)
+        try:
+            outcome = runner.execute(spec, handle, lambda: cancel() or halt_now() is not None,
+                                     on_worker=lambda pid, start: ctx.db.runs.set_worker(
+                                         run_id, pid, start))
+        except BaseException as exc:
+            reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"error: {exc}"
+            attempt.interrupted({"reason": reason})
+            raise
+        outcome.errors = [ctx.redactor.text(e) for e in outcome.errors]
+        outcome.warnings = [ctx.redactor.text(w) for w in outcome.warnings] + [
+            f"too short to redact, keep it out of output: {name}" for name in loaded.unmaskable]
+        halt = halt_now() if outcome.status == "canceled" else None
+        status, error = classify(outcome, run_id, halt)
+        if halt is not None:
+            attempt.record("run.interrupted", {
+                "reason": f"halted: {error.message if error else ''}", "halt": asdict(halt),
+                "stats": outcome.stats, "killed": len(outcome.killed)})
+        elif status is ExitStatus.INTERRUPTED:
+            attempt.record("run.interrupted", {"reason": "cancelled", "stats": outcome.stats})
+        attempt.record("run.finished", {
+            "status": status.name.lower(), "exit_status": int(status),
+            "runner_status": outcome.status, "rc": outcome.rc, "stats": outcome.stats,
+            "errors": outcome.errors, "error": error.to_dict() if error else None})
+        ctx.db.runs.set_state(run_id, RunState.FINISHED)
+        return RunResult(run_id=run_id, plan=the_plan, decision=decision, approval=approval,
+                         status=status, runner_status=outcome.status, stats=outcome.stats,
+                         results=results, error=error, warnings=outcome.warnings)
+
+
+def _presented_grant(text: str | None) -> str | None:
+    """How run.requested names a presented grant: its id, or "token" (a bearer credential)."""
+    if text is None:
+        return None
+    return text.strip() if re.fullmatch(grants.GRANT_ID, text.strip()) else "token"
