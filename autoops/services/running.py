@@ -19,13 +19,13 @@ from autoops.common.procs import process_start_time
 from autoops.core import policy
 from autoops.core.plan import Plan
 from autoops.core.plan import build as build_plan
-from autoops.core.policy import Decision, Outcome
+from autoops.core.policy import Decision, HaltFacts, Outcome
 from autoops.errors import ApprovalPlanChangedError, ApprovalRequiredError, AutoopsError, BadInputError
 from autoops.exits import ExitStatus
 from autoops.guard import approvals, grants
 from autoops.guard.locks import needs_lock
 from autoops.run import runner
-from autoops.run.runner import HostResult
+from autoops.run.runner import HostResult, RunOutcome
 from autoops.secrets.store import EnvSecrets
 from autoops.services.context import Context, new_run_id
 from autoops.services.recovery import Recovery
@@ -340,21 +340,7 @@ class Runs:
             if on_result is not None:
                 on_result(data)
 
-        sops_env, inline_key = ctx.secret_store.run_key(loaded)
-        settings = ctx.settings
-        spec = runner.RunSpec(
-            run_id=run_id, project_dir=settings.project_dir,
-            playbook=settings.project_dir / the_plan.resolved.action.playbook,
-            inventory=the_plan.inventory, limit=the_plan.limit,
-            extravars={
-                **the_plan.resolved.params,
-                "autoops_run_id": run_id, "autoops_actor": attempt.actor,
-                "autoops_env": the_plan.env, "autoops_action": the_plan.action_name,
-                "autoops_check_mode": the_plan.check_mode,
-            },
-            check_mode=the_plan.check_mode, runs_dir=settings.runs_dir,
-            python=settings.python, environ=settings.child_environ(sops_env),
-            age_key=inline_key)
+        spec = self._spec(attempt, loaded)
         attempt.record("run.started", {
             "hosts": list(the_plan.hosts), "check_mode": the_plan.check_mode,
             "locked": needs_lock(the_plan.resolved.action.risk, the_plan.check_mode),
@@ -373,7 +359,33 @@ class Runs:
         outcome.warnings = [ctx.redactor.text(w) for w in outcome.warnings] + [
             f"too short to redact, keep it out of output: {name}" for name in loaded.unmaskable]
         halt = halt_now() if outcome.status == "canceled" else None
-        status, error = classify(outcome, run_id, halt)
+        status, error = self._finish(attempt, outcome, halt)
+        return RunResult(run_id=run_id, plan=the_plan, decision=decision, approval=approval,
+                         status=status, runner_status=outcome.status, stats=outcome.stats,
+                         results=results, error=error, warnings=outcome.warnings)
+
+    def _spec(self, attempt: Attempt, loaded: EnvSecrets) -> runner.RunSpec:
+        """What the worker runs: the playbook, inventory, extra vars and the child environment."""
+        the_plan, settings = attempt.plan, self.ctx.settings
+        sops_env, inline_key = self.ctx.secret_store.run_key(loaded)
+        return runner.RunSpec(
+            run_id=attempt.run_id, project_dir=settings.project_dir,
+            playbook=settings.project_dir / the_plan.resolved.action.playbook,
+            inventory=the_plan.inventory, limit=the_plan.limit,
+            extravars={
+                **the_plan.resolved.params,
+                "autoops_run_id": attempt.run_id, "autoops_actor": attempt.actor,
+                "autoops_env": the_plan.env, "autoops_action": the_plan.action_name,
+                "autoops_check_mode": the_plan.check_mode,
+            },
+            check_mode=the_plan.check_mode, runs_dir=settings.runs_dir,
+            python=settings.python, environ=settings.child_environ(sops_env),
+            age_key=inline_key)
+
+    def _finish(self, attempt: Attempt, outcome: RunOutcome,
+                halt: HaltFacts | None) -> tuple[ExitStatus, AutoopsError | None]:
+        """Record how an executed run ended (run.interrupted when it was stopped, run.finished)."""
+        status, error = classify(outcome, attempt.run_id, halt)
         if halt is not None:
             attempt.record("run.interrupted", {
                 "reason": f"halted: {error.message if error else ''}", "halt": asdict(halt),
@@ -384,10 +396,8 @@ class Runs:
             "status": status.name.lower(), "exit_status": int(status),
             "runner_status": outcome.status, "rc": outcome.rc, "stats": outcome.stats,
             "errors": outcome.errors, "error": error.to_dict() if error else None})
-        ctx.db.runs.set_state(run_id, RunState.FINISHED)
-        return RunResult(run_id=run_id, plan=the_plan, decision=decision, approval=approval,
-                         status=status, runner_status=outcome.status, stats=outcome.stats,
-                         results=results, error=error, warnings=outcome.warnings)
+        self.ctx.db.runs.set_state(attempt.run_id, RunState.FINISHED)
+        return status, error
 
 
 def _presented_grant(text: str | None) -> str | None:
