@@ -5,7 +5,7 @@ previous record's hash and its own (sha256 over the canonical JSON of the record
 without ``hash``). Appends hold an exclusive ``flock`` so concurrent runs interleave
 whole records; run.* records are fsynced before the caller goes on, and the newest
 fsynced record is anchored in state.db so that a cut-off tail is detected too.
-With a witness (autoops/witness.py) each durable record's chain facts also go to a
+With a witness (autoops/audit/witness.py) each durable record's chain facts also go to a
 syslog receiver the writer cannot rewrite, which catches what the anchor cannot: a
 cut or re-hashed history with the anchor moved to match.
 """
