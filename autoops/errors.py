@@ -388,3 +388,11 @@ class ServiceRefusedError(AutoopsError):
     code = "AUTOOPS-SERVICE-REFUSED"
     status = ExitStatus.DENIED
     default_remedy = "Use the non-interactive form (`autoops secrets set`), or run it outside service mode."
+
+
+class InitDestinationError(BadInputError):
+    """`autoops init` was pointed at something it would have to overwrite: nothing is written."""
+
+    code = "AUTOOPS-INIT-DESTINATION"
+    default_remedy = ("Name a new or empty directory: `autoops init` never overwrites or merges "
+                      "into an existing repository.")

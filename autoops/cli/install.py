@@ -1,16 +1,19 @@
-"""``service install|status|uninstall``: set-up as root, before any settings exist."""
+"""Set-up commands: ``service install|status|uninstall`` (as root) and ``init DIR``."""
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from autoops.cli.args import Parser
 from autoops.cli.output import Output
+from autoops.errors import ServiceRefusedError
 from autoops.exits import ExitStatus
-from autoops.settings import SERVICE_CONFIG_PATH
+from autoops.settings import SERVICE_CONFIG_PATH, Settings
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -42,8 +45,12 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
                     help="remove launcher, sudoers entry and config (keeps account and state)")
     ssub.add_parser("status", parents=[common, config], help="check an installation")
 
+    init = sub.add_parser("init", parents=[common],
+                          help="lay out an operations repository of your own in DIR")
+    init.add_argument("dir", type=Path, metavar="DIR", help="a new or empty directory")
 
-def cmd_service(args: argparse.Namespace, output: Output) -> ExitStatus:
+
+def cmd_service(args: argparse.Namespace, output: Output, _settings: Settings | None) -> ExitStatus:
     from autoops.setup import service  # noqa: PLC0415 - only set-up needs it
 
     sub = args.service_command
@@ -66,5 +73,26 @@ def cmd_service(args: argparse.Namespace, output: Output) -> ExitStatus:
     return ExitStatus.OK if sub != "status" or doc["ok"] else ExitStatus.INTERNAL_ERROR
 
 
-SETUP_COMMANDS = {"service": cmd_service}
-"""Commands that run before (and without) any settings or project."""
+def cmd_init(args: argparse.Namespace, output: Output, settings: Settings | None) -> ExitStatus:
+    """Lay out DIR from what this installation ships; same-user only (it reads no project)."""
+    from autoops.setup import init  # noqa: PLC0415 - only set-up needs it
+
+    if (settings or Settings.from_environ()).service is not None:  # files as the service user
+        raise ServiceRefusedError("`autoops init` is not available in service mode",
+                                  remedy="Run `autoops init DIR` as yourself, then "
+                                         "`autoops service install --project DIR` as root.")
+    source = init.shipped_source()
+    dest = args.dir.expanduser().absolute()
+    files = init.lay_out(dest, source=source)
+    hint = f"export AUTOOPS_PROJECT_DIR={shlex.quote(str(dest))}"
+    output.text(f"{dest}: {len(files)} files laid out from {source}\n"
+                f"next: {hint}\n      autoops list")
+    output.document({"dest": str(dest), "source": str(source), "next": hint,
+                     "files": [path.relative_to(dest).as_posix() for path in files]})
+    return ExitStatus.OK
+
+
+SETUP_COMMANDS: dict[str, Callable[[argparse.Namespace, Output, Settings | None], ExitStatus]] = {
+    "service": cmd_service, "init": cmd_init}
+"""Commands that run before (and without) a project or the engine."""
+
