@@ -14,7 +14,7 @@ from datetime import datetime
 from autoops.core.catalog import Catalog
 from autoops.core.plan import Plan
 from autoops.core.policy import Decision
-from autoops.guard.approvals import Confirm
+from autoops.guard.confirmation import Confirm
 from autoops.services.approving import Approvals
 from autoops.services.auditing import Audit
 from autoops.services.context import Context

@@ -15,7 +15,7 @@ from autoops.cli.args import Parser, seconds
 from autoops.cli.output import Handler, Output
 from autoops.core.catalog import parse_assignments
 from autoops.core.plan import Plan
-from autoops.core.policy import Decision, Outcome
+from autoops.core.policy import Decision
 from autoops.engine import Autoops, RunRequest
 from autoops.exits import ExitStatus
 
@@ -72,8 +72,7 @@ def cmd_plan(app: Autoops, args: argparse.Namespace, output: Output, stdin: Text
     lock = app.runs.lock_view(the_plan)
     output.text(render.plan_text(the_plan.to_dict(), decision.to_dict(), lock))
     output.document({"plan": the_plan.to_dict(), "decision": decision.to_dict(), "lock": lock})
-    return {Outcome.ALLOWED: ExitStatus.OK, Outcome.DENIED: ExitStatus.DENIED,
-            Outcome.APPROVAL_REQUIRED: ExitStatus.APPROVAL_REQUIRED}[decision.outcome]
+    return decision.exit_status
 
 
 def human_at_terminal(stdin: TextIO, output: Output) -> bool:

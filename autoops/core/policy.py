@@ -20,6 +20,7 @@ from autoops.core.risk import NAMES as RISK_NAMES
 from autoops.core.risk import Risk
 from autoops.core.windows import Schedule
 from autoops.errors import PolicyInvalidError
+from autoops.exits import ExitStatus
 
 DURATION = r"^([0-9]{1,6}[smhdw]){1,4}$"
 _RISK_OR_NONE = {"enum": [*RISK_NAMES, "NONE"]}
@@ -353,6 +354,12 @@ class Decision:
             return ()
         return tuple(dict.fromkeys(r.requirement for r in self.rules
                                    if r.outcome is Outcome.APPROVAL_REQUIRED and r.requirement))
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        """What ``autoops plan`` exits with: 0 may run, 3 denied, 4 needs approval."""
+        return {Outcome.ALLOWED: ExitStatus.OK, Outcome.DENIED: ExitStatus.DENIED,
+                Outcome.APPROVAL_REQUIRED: ExitStatus.APPROVAL_REQUIRED}[self.outcome]
 
     @property
     def authorised_by(self) -> tuple[str, ...]:

@@ -1,9 +1,7 @@
-"""Satisfying a decision that needs a human: a typed confirmation or a second person.
+"""Two-person approval requests: another person approves one exact plan, once.
 
-The library never talks to a terminal: the caller passes a ``confirm`` function
-(the CLI's prompt) or None when nobody is there to ask, and the run then stops
-with approval required, having run nothing. Two-person requests live in state.db,
-bound to a digest of the exact plan, so that an approval never covers a changed one.
+Requests live in state.db, bound to a digest of the plan's approved facts, so that an
+approval never covers a changed plan; the requester can neither approve nor reject.
 """
 
 from __future__ import annotations
@@ -20,7 +18,7 @@ from typing import Any
 from autoops.common import identity
 from autoops.common.canonical import canonical_json
 from autoops.core.plan import Plan
-from autoops.core.policy import SECOND_PERSON, TYPED_CONFIRMATION, Decision, Outcome, SecondPersonFacts
+from autoops.core.policy import SecondPersonFacts
 from autoops.errors import (
     ApprovalDecidedError,
     ApprovalExpiredError,
@@ -35,43 +33,6 @@ from autoops.state.approvals import ApprovalRow, ApprovalState
 from autoops.state.db import StateDB
 
 REQUEST_ID = r"^a-[0-9a-f]{12}$"
-
-Confirm = Callable[[Plan, Decision], str | None]
-
-
-@dataclass(frozen=True)
-class Approval:
-    satisfied: bool
-    method: str  # unattended | typed-confirmation | none
-    detail: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"satisfied": self.satisfied, "method": self.method, "detail": self.detail}
-
-
-def satisfy(plan: Plan, decision: Decision, confirm: Confirm | None) -> Approval:
-    """Whether the decision's requirements are met now; asks ``confirm`` at most once.
-
-    A second person cannot be satisfied here (the engine records a request for one);
-    the typed confirmation is asked only when it is all that is missing.
-    """
-    if decision.outcome is Outcome.ALLOWED:
-        method = "+".join(decision.authorised_by) or "unattended"
-        return Approval(True, method, decision.deciding_rule.reason)
-    if decision.outcome is Outcome.DENIED:
-        return Approval(False, "none", decision.deciding_rule.reason)
-    if SECOND_PERSON in decision.requirements:
-        return Approval(False, SECOND_PERSON, "a second person has not approved this plan")
-    if confirm is None:
-        return Approval(False, TYPED_CONFIRMATION, "no terminal to confirm on")
-    typed = confirm(plan, decision)
-    if typed is None:
-        return Approval(False, TYPED_CONFIRMATION, "confirmation not given")
-    if typed.strip() != plan.env:
-        return Approval(False, TYPED_CONFIRMATION, "the typed text did not match the environment")
-    via = "".join(f"{v}+" for v in decision.authorised_by)
-    return Approval(True, via + TYPED_CONFIRMATION, f"operator typed {plan.env!r}")
-
 
 # What a second person approves: any change to one of these invalidates the approval.
 APPROVED = ("action", "params", "env", "hosts", "limit", "check_mode", "content_digest",

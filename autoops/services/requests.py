@@ -10,7 +10,7 @@ from autoops.core.plan import Plan
 from autoops.core.policy import Decision, SecondPersonFacts
 from autoops.errors import AutoopsError
 from autoops.exits import ExitStatus
-from autoops.guard.approvals import Approval
+from autoops.guard.confirmation import Clearance
 from autoops.guard.grants import Grant
 
 
@@ -51,7 +51,7 @@ class RunResult:
     run_id: str
     plan: Plan
     decision: Decision
-    approval: Approval
+    approval: Clearance
     status: ExitStatus
     runner_status: str
     stats: dict[str, dict[str, int]]

@@ -22,7 +22,7 @@ from autoops.core.plan import build as build_plan
 from autoops.core.policy import Decision, HaltFacts, Outcome
 from autoops.errors import ApprovalPlanChangedError, ApprovalRequiredError, AutoopsError, BadInputError
 from autoops.exits import ExitStatus
-from autoops.guard import approvals, grants
+from autoops.guard import approvals, confirmation, grants
 from autoops.guard.locks import needs_lock
 from autoops.run import runner
 from autoops.run.runner import HostResult, RunOutcome
@@ -133,7 +133,7 @@ class Runs:
 
     # -- running ----------------------------------------------------------------------
 
-    def run(self, request: RunRequest, *, confirm: approvals.Confirm | None = None,
+    def run(self, request: RunRequest, *, confirm: confirmation.Confirm | None = None,
             on_result: ResultCallback | None = None,
             cancel: Callable[[], bool] = lambda: False,
             on_start: Callable[[], None] = lambda: None) -> RunResult:
@@ -153,7 +153,7 @@ class Runs:
                 policy.SECOND_PERSON in decision.requirements:
             self._request_second_person(attempt, decision)
         with attempt.interruptible("waiting for approval"):
-            approval = approvals.satisfy(attempt.plan, decision, confirm)
+            approval = confirmation.satisfy(attempt.plan, decision, confirm)
         attempt.record("run.decision", {"decision": decision.to_dict(),
                                         "approval": approval.to_dict(),
                                         "grant": authority.grant_summary()})
@@ -230,7 +230,7 @@ class Runs:
         attempt.record("approval.requested", {"request_id": row.request_id,
                                               "plan_digest": row.plan_digest,
                                               "expires": row.expires})
-        approval = approvals.Approval(False, policy.SECOND_PERSON,
+        approval = confirmation.Clearance(False, policy.SECOND_PERSON,
                                       f"waiting for a second person: request {row.request_id}")
         attempt.record("run.decision", {"decision": decision.to_dict(),
                                         "approval": approval.to_dict(), "grant": None})
@@ -327,7 +327,7 @@ class Runs:
             attempt.refuse(error, "approval_required")
             raise error
 
-    def _execute(self, attempt: Attempt, decision: Decision, approval: approvals.Approval, *,
+    def _execute(self, attempt: Attempt, decision: Decision, approval: confirmation.Clearance, *,
                  loaded: EnvSecrets, on_result: ResultCallback | None,
                  cancel: Callable[[], bool], authorised: list[str]) -> RunResult:
         ctx, the_plan, run_id = self.ctx, attempt.plan, attempt.run_id

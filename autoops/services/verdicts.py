@@ -19,7 +19,7 @@ from autoops.errors import (
     WindowClosedError,
 )
 from autoops.exits import ExitStatus
-from autoops.guard.approvals import Approval
+from autoops.guard.confirmation import Clearance
 from autoops.run.runner import RunOutcome
 
 
@@ -49,7 +49,7 @@ def classify(outcome: RunOutcome, run_id: str,
     return ExitStatus.OK, None
 
 
-def refusal(decision: Decision, approval: Approval, the_plan: Plan) -> AutoopsError:
+def refusal(decision: Decision, approval: Clearance, the_plan: Plan) -> AutoopsError:
     """Why a run that was not approved stops: the denying rule, or the missing approval."""
     rule = decision.deciding_rule
     if decision.outcome is Outcome.DENIED:

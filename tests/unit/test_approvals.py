@@ -20,7 +20,8 @@ from autoops.errors import (
     ApprovalUnknownError,
     ApprovalUsedError,
 )
-from autoops.guard.approvals import SecondPerson, plan_digest, request_to_dict, satisfy
+from autoops.guard.approvals import SecondPerson, plan_digest, request_to_dict
+from autoops.guard.confirmation import satisfy
 from autoops.state.db import StateDB
 from tests.conftest import REPO
 

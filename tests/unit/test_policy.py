@@ -10,6 +10,7 @@ import yaml
 from autoops.core.policy import (
     SECOND_PERSON,
     TYPED_CONFIRMATION,
+    Decision,
     GrantFacts,
     HaltFacts,
     Outcome,
@@ -20,6 +21,7 @@ from autoops.core.policy import (
 )
 from autoops.core.risk import Risk
 from autoops.errors import PolicyInvalidError
+from autoops.exits import ExitStatus
 from tests.conftest import REPO
 
 CASES: list[dict[str, Any]] = yaml.safe_load((Path(__file__).parent / "policy_cases.yml").read_text())
@@ -154,3 +156,10 @@ def test_broken_policy_names_file_and_line(tmp_path: Path, text: str, message: s
     assert str(path) in err.value.message
     assert message in err.value.message
     assert err.value.code == "AUTOOPS-POLICY-INVALID"
+
+
+@pytest.mark.parametrize(("outcome", "status"), [
+    (Outcome.ALLOWED, ExitStatus.OK), (Outcome.DENIED, ExitStatus.DENIED),
+    (Outcome.APPROVAL_REQUIRED, ExitStatus.APPROVAL_REQUIRED)])
+def test_a_decision_names_its_exit_status(outcome: Outcome, status: ExitStatus) -> None:
+    assert Decision(outcome, Risk.SAFE, ()).exit_status is status
