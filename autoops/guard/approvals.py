@@ -6,6 +6,7 @@ approval never covers a changed plan; the requester can neither approve nor reje
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 import re
@@ -39,6 +40,16 @@ APPROVED = ("action", "params", "env", "hosts", "limit", "check_mode", "content_
             "revision")
 
 
+class RequestState(enum.StrEnum):
+    """What a request is now: its stored state, or used / expired as derived."""
+
+    PENDING = ApprovalState.PENDING.value
+    APPROVED = ApprovalState.APPROVED.value
+    REJECTED = ApprovalState.REJECTED.value
+    USED = "used"
+    EXPIRED = "expired"
+
+
 def _approved(plan_doc: Mapping[str, Any]) -> dict[str, Any]:
     doc = {key: plan_doc.get(key) for key in APPROVED}
     doc["hosts"] = sorted(doc["hosts"] or [])
@@ -51,12 +62,13 @@ def plan_digest(plan: Plan) -> str:
 
 
 def request_to_dict(row: ApprovalRow, now: datetime) -> dict[str, Any]:
+    state: str
     if row.used_by:
-        state = "used"
+        state = RequestState.USED
     elif row.state != ApprovalState.REJECTED and now >= datetime.fromisoformat(row.expires):
-        state = "expired"
+        state = RequestState.EXPIRED
     else:
-        state = row.state
+        state = RequestState(row.state)
     return {"id": row.request_id, "env": row.env, "action": row.action,
             "requester": row.requester, "plan_digest": row.plan_digest,
             "plan": json.loads(row.plan), "created": row.created, "expires": row.expires,

@@ -9,6 +9,7 @@ take a grant's last use and a revoked grant never runs again.
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,15 @@ from autoops.state.db import StateDB
 from autoops.state.grants import GrantRow
 
 PUBLIC_DIR = "grant-keys"
+
+
+class GrantState(enum.StrEnum):
+    """What a grant is now (derived from its record and the clock, never stored)."""
+
+    ACTIVE = "active"
+    EXPIRED = "expired"
+    EXHAUSTED = "exhausted"
+    REVOKED = "revoked"
 
 
 @dataclass
@@ -161,8 +171,8 @@ class GrantStore:
         grant, _payload, _sig = grants.parse_token(row.token)
         expired = now >= grant.expires
         exhausted = row.max_uses is not None and row.uses >= row.max_uses
-        state = ("revoked" if row.revoked else "expired" if expired
-                 else "exhausted" if exhausted else "active")
+        state = (GrantState.REVOKED if row.revoked else GrantState.EXPIRED if expired
+                 else GrantState.EXHAUSTED if exhausted else GrantState.ACTIVE)
         return {**grant.to_dict(), "state": state, "used": row.uses,
                 "revoked": row.revoked, "revoked_by": row.revoked_by,
                 "revoke_reason": row.revoke_reason}
@@ -170,7 +180,7 @@ class GrantStore:
     def listing(self, *, active_only: bool) -> list[dict[str, Any]]:
         now = self.clock()
         docs = [self.describe(row, now) for row in self.db.grants.all()]
-        return [d for d in docs if d["state"] == "active" or not active_only]
+        return [d for d in docs if d["state"] == GrantState.ACTIVE or not active_only]
 
     def show(self, token_or_id: str) -> dict[str, Any]:
         grant, _token = self.resolve(token_or_id)
