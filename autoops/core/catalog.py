@@ -184,6 +184,10 @@ class Catalog:
     @classmethod
     def load(cls, path: Path, project_dir: Path | None = None) -> Catalog:
         """Load and check catalog.yml; every problem names the file and line."""
+        if not path.exists():  # no project here at all (a wheel install, a wrong directory)
+            raise CatalogInvalidError(
+                f"{path}: no catalog: {path.parent} is not an operations repository",
+                remedy="Point AUTOOPS_PROJECT_DIR at one, or make one with `autoops init DIR`.")
         doc = yamlfile.load(path, CatalogInvalidError)
         yamlfile.validate(doc, CATALOG_SCHEMA, path, CatalogInvalidError)
         project = project_dir or path.parent

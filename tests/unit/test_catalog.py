@@ -220,3 +220,10 @@ def test_line_number_points_at_the_unknown_key(project: Path) -> None:
     with pytest.raises(CatalogInvalidError) as err:
         Catalog.load(project / "catalog.yml", project)
     assert f"catalog.yml:{line}: at actions/backup: unknown key(s) 'colour'" in err.value.message
+
+
+def test_a_missing_catalog_says_how_to_get_a_project(tmp_path: Path) -> None:
+    with pytest.raises(CatalogInvalidError) as caught:
+        Catalog.load(tmp_path / "catalog.yml")
+    assert "not an operations repository" in caught.value.message
+    assert "autoops init DIR" in (caught.value.remedy or "")
