@@ -29,6 +29,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "guard": FOUNDATION | {"guard", "core", "state", "settings"},
     "secrets": FOUNDATION | {"secrets", "core", "settings"},
     "run": FOUNDATION | {"run"},
+    "watch": FOUNDATION | {"watch"},
     "lab": FOUNDATION | {"lab", "settings"},
     "setup": FOUNDATION | {"setup", "settings"},
     "services": FOUNDATION | {"services", "core", "guard", "state", "audit", "secrets", "run",
