@@ -179,7 +179,8 @@ def test_kill_9_of_autoops_takes_the_playbook_with_it(settings: Settings) -> Non
     proc.kill()
     proc.communicate(timeout=30)
     wait_for(lambda: not _sleep_alive(389), timeout=30, what="the playbook to die with autoops")
-    assert not procs.marked(run_id), "every process of the run ends with it"
+    wait_for(lambda: not procs.marked(run_id), timeout=30,  # the worker's children die too
+             what="every process of the run to end with it")
     assert StateDB(settings.db_path).locks.held() != [], "the lock waits for the next command"
     status = run_script(settings, "status", "--json")
     assert json.loads(status.stdout)["locks"] == []
