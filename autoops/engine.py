@@ -15,6 +15,7 @@ from autoops.core.catalog import Catalog
 from autoops.core.plan import Plan
 from autoops.core.policy import Decision
 from autoops.guard.confirmation import Confirm
+from autoops.services.alerting import Alerts
 from autoops.services.approving import Approvals
 from autoops.services.auditing import Audit
 from autoops.services.context import Context
@@ -43,6 +44,7 @@ class Autoops:
         self.stop = EmergencyStop(self.context, self.recovery)
         self.secrets = SecretsAdmin(self.context)
         self.audit = Audit(self.context, self.recovery)
+        self.alerts = Alerts(self.context)
         self.overview = Overview(self.context, self.recovery, self.runs, self.approvals)
 
     @property

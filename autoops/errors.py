@@ -396,3 +396,13 @@ class InitDestinationError(BadInputError):
     code = "AUTOOPS-INIT-DESTINATION"
     default_remedy = ("Name a new or empty directory: `autoops init` never overwrites or merges "
                       "into an existing repository.")
+
+
+class AlertUnknownError(BadInputError):
+    code = "AUTOOPS-ALERT-UNKNOWN"
+    default_remedy = "`autoops alerts list --all` lists every finding and its id."
+
+
+class AlertNotFiringError(BadInputError):
+    code = "AUTOOPS-ALERT-NOT-FIRING"
+    default_remedy = "Only a firing alert can be acknowledged; silence it to keep it quiet."

@@ -400,6 +400,35 @@ def approval_table(requests: Sequence[Mapping[str, Any]]) -> str:
                         "EXPIRES")) if rows else "no approval requests"
 
 
+def alert_table(alerts: Sequence[Mapping[str, Any]]) -> str:
+    rows = [(a["id"], _alert_state(a), a["severity"], a["env"], a["host"],
+             a["check"] + (f" {a['subject']}" if a["subject"] else ""), a["summary"] or "-")
+            for a in alerts]
+    return table(rows, ("ALERT", "STATE", "SEVERITY", "ENV", "HOST", "CHECK", "SUMMARY")
+                 ) if rows else "no alerts"
+
+
+def alert_text(alert: Mapping[str, Any]) -> str:
+    head = (f"{visible(alert['id'])}: {visible(_alert_state(alert))} "
+            f"{visible(alert['severity'])} — {visible(alert['check'])} "
+            f"{visible(alert['subject'])} on {visible(alert['host'])} ({visible(alert['env'])})")
+    when = (f"  since:    {visible(alert['since'] or '-')}   last reading: "
+            f"{visible(alert['seen'] or '-')}")
+    lines = [head, f"  summary:  {visible(alert['summary'] or '-')}", when,
+             f"  readings: {visible(alert['history'])} (newest last; x failed)"]
+    if alert["acked_by"]:
+        lines.append(f"  acknowledged by {visible(alert['acked_by'])}: no repeats until it resolves")
+    if alert["silenced_until"]:
+        lines.append(f"  silenced until {visible(alert['silenced_until'])}")
+    return "\n".join(lines)
+
+
+def _alert_state(alert: Mapping[str, Any]) -> str:
+    marks = [m for m, on in (("flapping", alert["flapping"]), ("acked", alert["acked_by"]),
+                             ("silenced", alert["silenced_until"])) if on]
+    return str(alert["state"]) + (f" ({', '.join(marks)})" if marks else "")
+
+
 def approval_text(request: Mapping[str, Any]) -> str:
     plan = request["plan"]
     params = _params(plan["params"])

@@ -18,6 +18,7 @@ from autoops.common.files import ensure_dir
 from autoops.errors import StateError
 from autoops.state.anchor import AnchorTable
 from autoops.state.approvals import ApprovalTable
+from autoops.state.findings import FindingTable
 from autoops.state.grants import GrantTable
 from autoops.state.halts import HaltTable
 from autoops.state.hosts import HostCache
@@ -107,3 +108,4 @@ class StateDB:
         self.halts = HaltTable(self.database)
         self.anchor = AnchorTable(self.database)
         self.hosts = HostCache(self.database)
+        self.findings = FindingTable(self.database)

@@ -113,4 +113,17 @@ MIGRATIONS = (
         acquired TEXT NOT NULL
     );
     """,
+    # 4: findings with memory (autoops.watch.findings), one per check and subject
+    """
+    CREATE TABLE findings (
+        finding_id TEXT PRIMARY KEY,
+        env TEXT NOT NULL,
+        host TEXT NOT NULL,
+        check_name TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        body TEXT NOT NULL,
+        updated TEXT NOT NULL,
+        UNIQUE (env, host, check_name, subject)
+    );
+    """,
 )

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import enum
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 
 class State(enum.StrEnum):
@@ -190,3 +192,29 @@ def silence(found: Finding, until: datetime) -> Finding:
 
 def unsilence(found: Finding) -> Finding:
     return replace(found, silenced_until=None)
+
+
+def to_dict(found: Finding) -> dict[str, Any]:
+    """The JSON form state.db keeps (and ``alerts show`` prints)."""
+    def when(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+    return {"state": found.state.value, "severity": found.severity.value,
+            "summary": found.summary, "fails": found.fails, "oks": found.oks,
+            "history": "".join("." if ok else "x" for ok in found.history),
+            "flapping": found.flapping, "since": when(found.since),
+            "announced": found.announced.value if found.announced else None,
+            "last_sent": when(found.last_sent), "acked_by": found.acked_by,
+            "silenced_until": when(found.silenced_until), "seen": when(found.seen)}
+
+
+def from_dict(doc: Mapping[str, Any]) -> Finding:
+    def when(value: str | None) -> datetime | None:
+        return datetime.fromisoformat(value) if value else None
+    return Finding(
+        state=State(doc["state"]), severity=Severity(doc["severity"]), summary=doc["summary"],
+        fails=int(doc["fails"]), oks=int(doc["oks"]),
+        history=tuple(char == "." for char in doc["history"]), flapping=bool(doc["flapping"]),
+        since=when(doc["since"]),
+        announced=Severity(doc["announced"]) if doc["announced"] else None,
+        last_sent=when(doc["last_sent"]), acked_by=doc["acked_by"],
+        silenced_until=when(doc["silenced_until"]), seen=when(doc["seen"]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,10 @@ from autoops.watch.findings import (
     State,
     Thresholds,
     acknowledge,
+    from_dict,
     silence,
     step,
+    to_dict,
 )
 
 CASES = yaml.safe_load((Path(__file__).parent / "cases" / "findings.yml").read_text())
@@ -104,3 +107,15 @@ def test_an_incident_of_three_runs_is_never_missed(calm: str, length: int) -> No
     said, final = replay(calm + "w" * length, Thresholds(), timedelta(minutes=5))
     assert said[0] == f"{len(calm) + 2} firing"
     assert final.state is State.FIRING
+
+
+@settings(max_examples=200, deadline=None)
+@given(runs, st.booleans())
+def test_a_finding_survives_a_round_trip_through_json(readings: str, acked: bool) -> None:
+    """What state.db keeps is what the next watch run continues from, exactly."""
+    _said, final = replay(readings, Thresholds(), timedelta(minutes=7),
+                          ack_after=None)
+    if acked and final.state is State.FIRING:
+        final = acknowledge(final, "bob")
+    final = silence(final, START + timedelta(hours=1))
+    assert from_dict(json.loads(json.dumps(to_dict(final)))) == final

@@ -253,6 +253,12 @@ def _audit_line(kind: str) -> Callable[[str], str]:
     return lambda s: audit_record(_audit(s, kind))
 
 
+def _alert(s: str) -> dict[str, Any]:
+    return {"id": s, "state": s, "severity": s, "env": s, "host": s, "check": s, "subject": s,
+            "summary": s, "since": s, "seen": s, "history": s, "flapping": True, "acked_by": s,
+            "silenced_until": s}
+
+
 RENDERERS: dict[str, Callable[[str], str]] = {
     "table": lambda s: table([(s, s), ("a", 1)], ("A", "B")),
     "action_list": lambda s: render.action_list([{"name": s, "risk": s, "environments": [s],
@@ -293,6 +299,8 @@ RENDERERS: dict[str, Callable[[str], str]] = {
          "runs": [{"run_id": s, "env": s, "action": s, "actor": s, "pid": s, "started": s}],
          "locks": [{"env": s, "host": s, "run_id": s, "actor": s}]}),
     "policy_text": lambda s: render.policy_text(_policy(s)),
+    "alert_table": lambda s: render.alert_table([_alert(s)]),
+    "alert_text": lambda s: render.alert_text(_alert(s)),
 }
 
 
