@@ -23,6 +23,7 @@ from autoops.state.grants import GrantTable
 from autoops.state.halts import HaltTable
 from autoops.state.hosts import HostCache
 from autoops.state.locks import LockTable
+from autoops.state.outbox import OutboxTable
 from autoops.state.runs import RunTable
 from autoops.state.schema import MIGRATIONS
 
@@ -109,3 +110,4 @@ class StateDB:
         self.anchor = AnchorTable(self.database)
         self.hosts = HostCache(self.database)
         self.findings = FindingTable(self.database)
+        self.outbox = OutboxTable(self.database)

@@ -126,4 +126,19 @@ MIGRATIONS = (
         UNIQUE (env, host, check_name, subject)
     );
     """,
+    # 5: the notification outbox: a message is kept (per channel) until delivered
+    """
+    CREATE TABLE outbox (
+        message_key TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        env TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created TEXT NOT NULL,
+        parts_sent INTEGER NOT NULL DEFAULT 0,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        delivered TEXT,
+        PRIMARY KEY (message_key, channel)
+    );
+    """,
 )
