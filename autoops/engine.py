@@ -26,6 +26,7 @@ from autoops.services.requests import RunRequest, RunResult
 from autoops.services.running import ResultCallback, Runs
 from autoops.services.secrets import SecretsAdmin
 from autoops.services.stopping import EmergencyStop
+from autoops.services.watching import Watch
 from autoops.settings import Settings
 
 __all__ = ["Autoops", "RunRequest", "RunResult"]
@@ -45,6 +46,7 @@ class Autoops:
         self.secrets = SecretsAdmin(self.context)
         self.audit = Audit(self.context, self.recovery)
         self.alerts = Alerts(self.context)
+        self.watch = Watch(self.context, self.runs, self.alerts)
         self.overview = Overview(self.context, self.recovery, self.runs, self.approvals)
 
     @property

@@ -406,3 +406,10 @@ class AlertUnknownError(BadInputError):
 class AlertNotFiringError(BadInputError):
     code = "AUTOOPS-ALERT-NOT-FIRING"
     default_remedy = "Only a firing alert can be acknowledged; silence it to keep it quiet."
+
+
+class WatchBusyError(AutoopsError):
+    code = "AUTOOPS-WATCH-BUSY"
+    status = ExitStatus.BUSY
+    default_remedy = ("Nothing to do: the running watch covers this environment (cron started "
+                      "again before it ended; a longer interval avoids the overlap).")

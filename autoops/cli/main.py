@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from autoops import __version__
-from autoops.cli import actions, alerts, audit, guards, install, lab, render, secrets, views
+from autoops.cli import actions, alerts, audit, guards, install, lab, render, secrets, views, watch
 from autoops.cli.args import Parser
 from autoops.cli.output import Handler, Output, report_error
 from autoops.cli.vmsafe import vm_safe_argv
@@ -24,11 +24,11 @@ from autoops.settings import Settings
 
 __all__ = ["build_parser", "main", "program", "vm_safe_argv", "vm_safe_main", "vm_safe_program"]
 
-GROUPS = (actions, audit, secrets, guards, alerts, views, install, lab)
+GROUPS = (actions, audit, secrets, guards, watch, alerts, views, install, lab)
 """Command groups, in the order ``autoops --help`` lists them."""
 
 COMMANDS: dict[str, Handler] = {
-    name: handler for group in (actions, audit, lab, secrets, guards, alerts, views)
+    name: handler for group in (actions, audit, lab, secrets, guards, watch, alerts, views)
     for name, handler in group.COMMANDS.items()}
 
 

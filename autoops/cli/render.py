@@ -400,6 +400,19 @@ def approval_table(requests: Sequence[Mapping[str, Any]]) -> str:
                         "EXPIRES")) if rows else "no approval requests"
 
 
+def watch_text(doc: Mapping[str, Any]) -> str:
+    """A watch run: what fires now, what this run told people, and where it went."""
+    lines = [f"watch {visible(doc['env'])}: {len(doc['hosts'])} host(s), "
+             + (f"{len(doc['firing'])} firing" if doc["firing"] else "all well")
+             + f" (run {visible(doc['run_id'])})"]
+    lines += [f"  {visible(n['notice']):9} {visible(n['severity']):8} {visible(n['host'])}: "
+              f"{visible(n['check'])} {visible(n['subject'])}".rstrip() for n in doc["notices"]]
+    if not doc["channels"]:
+        lines.append("  no notifier configured (README: Watch) — nothing was sent")
+    lines += [f"  waiting: {visible(k)}: {visible(v)}" for k, v in doc["waiting"].items()]
+    return "\n".join(lines)
+
+
 def alert_table(alerts: Sequence[Mapping[str, Any]]) -> str:
     rows = [(a["id"], _alert_state(a), a["severity"], a["env"], a["host"],
              a["check"] + (f" {a['subject']}" if a["subject"] else ""), a["summary"] or "-")

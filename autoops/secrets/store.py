@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -220,6 +220,25 @@ class Secrets:
         return EnvSecrets(env, tuple(self.relative(p) for p in files),
                           tuple(sorted(agekeys.fingerprint(r) for r in used)),
                           tuple(short), tuple(values))
+
+    def values_named(self, env: str, names: Collection[str]) -> dict[str, str]:
+        """Top-level values called ``names`` in ``env``'s files (the first file holding each).
+
+        For autoops itself (a notifier's token), decrypted in memory like a run's.
+        """
+        files = self.files(env)
+        if not files:
+            return {}
+        sops = self._sops(self.key(env).for_sops())
+        found: dict[str, str] = {}
+        for path in files:
+            doc = json.loads(sops.decrypt(path))
+            for name in names:
+                value = doc.get(name) if isinstance(doc, dict) else None
+                if name not in found and isinstance(value, str | int) and \
+                        not isinstance(value, bool):
+                    found[name] = str(value)
+        return found
 
     def run_key(self, loaded: EnvSecrets) -> tuple[dict[str, str], str | None]:
         """What ansible-playbook's vars plugin needs to open the files.

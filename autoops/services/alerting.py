@@ -14,9 +14,9 @@ from typing import Any
 from autoops.common import durations
 from autoops.errors import AlertNotFiringError, AlertUnknownError, BadInputError
 from autoops.services.context import Context, reason_line
-from autoops.state.findings import FindingKey, FindingRow
+from autoops.state.findings import FindingRow
 from autoops.watch import findings
-from autoops.watch.findings import Finding, Reading, State, Step, Thresholds
+from autoops.watch.findings import Finding, FindingKey, Reading, State, Step, Thresholds
 
 SILENCE_CEILING_HOURS = 7 * 24
 """A silence longer than a week is a decision to delete the check, not to silence it."""

@@ -6,29 +6,12 @@ interpret it, so the state machine can change without a migration.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from autoops.state.base import Connections
 
 _COLUMNS = "finding_id, env, host, check_name, subject, body, updated"
-
-
-@dataclass(frozen=True)
-class FindingKey:
-    """What a finding is about: one check on one subject (a mount, a unit) of one host."""
-
-    env: str
-    host: str
-    check: str
-    subject: str = ""
-
-    @property
-    def id(self) -> str:
-        """Stable and short: ``f-`` and 12 hex digits of the key (what ``alerts ack`` takes)."""
-        key = "\0".join((self.env, self.host, self.check, self.subject)).encode()
-        return "f-" + hashlib.sha256(key).hexdigest()[:12]
 
 
 @dataclass(frozen=True)

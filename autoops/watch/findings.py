@@ -13,11 +13,28 @@ sends the notices.
 from __future__ import annotations
 
 import enum
+import hashlib
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
+
+
+@dataclass(frozen=True)
+class FindingKey:
+    """What a finding is about: one check on one subject (a mount, a unit) of one host."""
+
+    env: str
+    host: str
+    check: str
+    subject: str = ""
+
+    @property
+    def id(self) -> str:
+        """Stable and short: ``f-`` and 12 hex digits of the key (what ``alerts ack`` takes)."""
+        key = "\0".join((self.env, self.host, self.check, self.subject)).encode()
+        return "f-" + hashlib.sha256(key).hexdigest()[:12]
 
 
 class State(enum.StrEnum):

@@ -7,7 +7,7 @@ import subprocess
 import termios
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from autoops.audit.log import AuditLog
 from autoops.engine import Autoops
 from autoops.settings import Settings
 from autoops.state.db import StateDB
+from tests.integration.receivers import Receiver
 
 pytestmark = pytest.mark.integration
 
@@ -149,3 +150,13 @@ class ProcessWatch(threading.Thread):
     def stop(self) -> None:
         self._stop_event.set()
         self.join(10)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A Telegram-compatible (and webhook) HTTP receiver on loopback."""
+    server = Receiver()
+    server.thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()

@@ -11,8 +11,7 @@ import pytest
 from autoops.engine import Autoops
 from autoops.exits import ExitStatus
 from autoops.settings import Settings
-from autoops.state.findings import FindingKey
-from autoops.watch.findings import Reading, Severity
+from autoops.watch.findings import FindingKey, Reading, Severity
 from tests.conftest import run_cli
 
 START = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)

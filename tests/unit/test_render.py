@@ -301,6 +301,10 @@ RENDERERS: dict[str, Callable[[str], str]] = {
     "policy_text": lambda s: render.policy_text(_policy(s)),
     "alert_table": lambda s: render.alert_table([_alert(s)]),
     "alert_text": lambda s: render.alert_text(_alert(s)),
+    "watch_text": lambda s: render.watch_text(
+        {"env": s, "hosts": [s], "firing": [{}], "run_id": s, "channels": [],
+         "notices": [{"notice": s, "severity": s, "host": s, "check": s, "subject": s}],
+         "waiting": {s: s}}),
 }
 
 

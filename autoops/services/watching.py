@@ -1,0 +1,126 @@
+"""``autoops watch``: read the fleet, judge it, remember it, tell people.
+
+The reading is the SAFE ``watch`` action, through the normal gate and audit; at most
+one message of problems and one of recoveries per run go out, through the outbox.
+
+One watch per environment at a time: an overlapping cron start stops at once (exit 8)
+instead of queueing behind the first. Notifiers are configured in the environment's
+SOPS secrets (``notify_telegram_token``, ``notify_telegram_chat_id``, optional
+``notify_telegram_base_url``; ``notify_webhook_url``, ``notify_webhook_secret``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from autoops.errors import WatchBusyError
+from autoops.exits import ExitStatus
+from autoops.notify import outbox
+from autoops.notify.messages import Item, group
+from autoops.notify.outbox import Notifier
+from autoops.notify.telegram import Telegram
+from autoops.notify.webhook import Webhook
+from autoops.services.alerting import Alerts
+from autoops.services.context import Context
+from autoops.services.requests import RunRequest
+from autoops.services.running import Runs
+from autoops.watch.findings import Notice, State
+from autoops.watch.judge import judge
+
+NOTIFY_SECRETS = ("notify_telegram_token", "notify_telegram_chat_id", "notify_telegram_base_url",
+                  "notify_webhook_url", "notify_webhook_secret")
+
+
+@dataclass
+class WatchResult:
+    run_id: str
+    env: str
+    hosts: list[str]
+    firing: list[dict[str, Any]]
+    notices: list[dict[str, Any]]
+    channels: list[str]
+    delivered: list[str] = field(default_factory=list)
+    waiting: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def status(self) -> ExitStatus:
+        """0 when all is well, 5 while anything fires (what cron and front-ends test)."""
+        return ExitStatus.PLAYBOOK_FAILED if self.firing else ExitStatus.OK
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "env": self.env, "hosts": self.hosts,
+                "firing": self.firing, "notices": self.notices, "channels": self.channels,
+                "delivered": self.delivered, "waiting": self.waiting,
+                "status": "firing" if self.firing else "ok", "exit_status": int(self.status)}
+
+
+class Watch:
+    def __init__(self, ctx: Context, runs: Runs, alerts: Alerts) -> None:
+        self.ctx = ctx
+        self.runs = runs
+        self.alerts = alerts
+
+    def watch(self, env: str, actor: str | None = None) -> WatchResult:
+        """One watch run of ``env``: read, judge, remember, notify (now or later)."""
+        self.ctx.scope(env)
+        with self._only_one(env):
+            result = self.runs.run(RunRequest(action="watch", env=env, actor=actor))
+            now = self.ctx.clock()
+            items: list[Item] = []
+            for host in result.plan.hosts:
+                reports = result.reports.get(host) or [None]
+                for judged in judge(env, host, reports[-1], now):
+                    step = self.alerts.observe(judged.key, judged.reading)
+                    if step.notice is not None:
+                        items.append(Item(judged.key.id, env, host, judged.key.check,
+                                          judged.key.subject, step.finding.severity,
+                                          step.notice, step.finding.summary,
+                                          step.finding.since))
+            notifiers = self.notifiers(env)
+            messages = group(result.run_id, env, now, items, redact=self.ctx.redactor.text)
+            outbox.enqueue(self.ctx.db.outbox, messages, notifiers, now)
+            delivery = outbox.deliver(self.ctx.db.outbox, notifiers, env, self.ctx.clock)
+        firing = [a for a in self.alerts.listing(env) if a["state"] == State.FIRING]
+        return WatchResult(
+            result.run_id, env, list(result.plan.hosts), firing,
+            [{"alert": i.alert_id, "host": i.host, "check": i.check, "subject": i.subject,
+              "severity": i.severity.value, "notice": i.notice.value} for i in items],
+            sorted(notifiers), delivery.delivered, delivery.waiting)
+
+    def notifiers(self, env: str) -> dict[str, Notifier]:
+        """The notifiers ``env``'s secrets configure (none is a valid, quiet, choice)."""
+        found = self.ctx.secret_store.values_named(env, NOTIFY_SECRETS)
+        self.ctx.redactor.add(tuple(found.values()))
+        configured: dict[str, Notifier] = {}
+        if found.get("notify_telegram_token") and found.get("notify_telegram_chat_id"):
+            configured["telegram"] = Telegram(
+                found["notify_telegram_token"], found["notify_telegram_chat_id"],
+                base_url=found.get("notify_telegram_base_url") or "https://api.telegram.org")
+        if found.get("notify_webhook_url") and found.get("notify_webhook_secret"):
+            configured["webhook"] = Webhook(found["notify_webhook_url"],
+                                            found["notify_webhook_secret"])
+        return configured
+
+    @contextlib.contextmanager
+    def _only_one(self, env: str) -> Iterator[None]:
+        """Hold ``watch-ENV.lock`` for the run; a second watch of ``env`` stops at once."""
+        path = self.ctx.settings.state_dir / f"watch-{env}.lock"
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise WatchBusyError(f"another `autoops watch --env {env}` is running; this one "
+                                     "did nothing") from None
+            yield
+        finally:
+            os.close(fd)
+
+
+__all__ = ["NOTIFY_SECRETS", "Notice", "Watch", "WatchResult"]
