@@ -13,7 +13,19 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from autoops import __version__
-from autoops.cli import actions, alerts, audit, guards, install, lab, render, secrets, views, watch
+from autoops.cli import (
+    actions,
+    alerts,
+    audit,
+    guards,
+    heartbeat,
+    install,
+    lab,
+    render,
+    secrets,
+    views,
+    watch,
+)
 from autoops.cli.args import Parser
 from autoops.cli.output import Handler, Output, report_error
 from autoops.cli.vmsafe import vm_safe_argv
@@ -24,7 +36,7 @@ from autoops.settings import Settings
 
 __all__ = ["build_parser", "main", "program", "vm_safe_argv", "vm_safe_main", "vm_safe_program"]
 
-GROUPS = (actions, audit, secrets, guards, watch, alerts, views, install, lab)
+GROUPS = (actions, audit, secrets, guards, watch, alerts, heartbeat, views, install, lab)
 """Command groups, in the order ``autoops --help`` lists them."""
 
 COMMANDS: dict[str, Handler] = {
@@ -45,12 +57,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def program(argv: Sequence[str], out: TextIO, err: TextIO, stdin: TextIO,
-            settings: Settings | None = None) -> ExitStatus:
+            settings: Settings | None = None) -> int:
+    """The command's exit status: an :class:`ExitStatus`, or a wrapped job's own status."""
     output = Output("--json" in argv, out, err)
     try:
-        args = build_parser().parse_args(argv)
+        words, job = heartbeat.split_job(argv)
+        args = build_parser().parse_args(words)
+        args.job = job
         if args.command in install.SETUP_COMMANDS:  # set-up: reads no project, runs nothing
             return install.SETUP_COMMANDS[args.command](args, output, settings)
+        if args.command in heartbeat.PROJECTLESS:  # runs the job it wraps, reads no project
+            return heartbeat.PROJECTLESS[args.command](args, output, settings)
         app = Autoops(settings or Settings.from_environ())
         if app.settings.ignored_environ:
             err.write("autoops: ignoring inherited " + render.visible(
@@ -69,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return int(program(sys.argv[1:] if argv is None else argv, sys.stdout, sys.stderr, sys.stdin))
 
 
-def vm_safe_program(argv: Sequence[str], out: TextIO, err: TextIO, stdin: TextIO) -> ExitStatus:
+def vm_safe_program(argv: Sequence[str], out: TextIO, err: TextIO, stdin: TextIO) -> int:
     try:
         translated = vm_safe_argv(argv)
     except AutoopsError as exc:

@@ -9,23 +9,16 @@ and one in the repeated hour opens at its first occurrence.
 
 from __future__ import annotations
 
-import functools
-import importlib.resources
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from autoops.common.zones import zone
 from autoops.core.risk import Risk
 
-# Zone data comes from these root-owned places, then the tzdata package, never from
-# PYTHONTZPATH (which zoneinfo honours): a fake "UTC" there would move every window.
-SYSTEM_TZPATH = ("/usr/share/zoneinfo", "/usr/lib/zoneinfo", "/usr/share/lib/zoneinfo",
-                 "/etc/zoneinfo")
-_ZONE_KEY = re.compile(r"[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 HORIZON_DAYS = 400
 _HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
@@ -89,24 +82,6 @@ def _time(text: Any, where: str, *, end: bool) -> time:
     if not match:
         raise ValueError(f"{where}: {text!r} is not a time HH:MM")
     return time(int(match.group(1)), int(match.group(2)))
-
-
-@functools.lru_cache(maxsize=64)
-def zone(key: str) -> ZoneInfo:
-    """The time zone ``key`` from the system's zone files (or tzdata), at fixed paths."""
-    if not _ZONE_KEY.fullmatch(key):
-        raise ZoneInfoNotFoundError(f"not a time zone name: {key!r}")
-    for base in SYSTEM_TZPATH:
-        path = Path(base, *key.split("/"))
-        if path.is_file():
-            with path.open("rb") as fh:
-                return ZoneInfo.from_file(fh, key=key)
-    try:
-        data = importlib.resources.files("tzdata.zoneinfo").joinpath(*key.split("/"))
-        with data.open("rb") as fh:
-            return ZoneInfo.from_file(fh, key=key)
-    except (ModuleNotFoundError, FileNotFoundError, IsADirectoryError, ValueError):
-        raise ZoneInfoNotFoundError(f"no time zone {key!r}") from None
 
 
 def _zone(name: Any) -> ZoneInfo:

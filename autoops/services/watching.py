@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,8 +30,9 @@ from autoops.services.alerting import Alerts
 from autoops.services.context import Context
 from autoops.services.requests import RunRequest
 from autoops.services.running import Runs
+from autoops.watch import restarts
 from autoops.watch.findings import Notice, State
-from autoops.watch.judge import judge
+from autoops.watch.judge import judge_host
 
 NOTIFY_SECRETS = ("notify_telegram_token", "notify_telegram_chat_id", "notify_telegram_base_url",
                   "notify_webhook_url", "notify_webhook_secret")
@@ -74,7 +76,13 @@ class Watch:
             items: list[Item] = []
             for host in result.plan.hosts:
                 reports = result.reports.get(host) or [None]
-                for judged in judge(env, host, reports[-1], now):
+                judgement = judge_host(env, host, reports[-1], now, self._history(env, host))
+                if reports[-1] is not None:  # an unreachable host keeps what it had
+                    self.ctx.db.samples.replace(
+                        env, host, {name: json.dumps(restarts.to_list(kept))
+                                    for name, kept in judgement.samples.items()},
+                        now.isoformat())
+                for judged in judgement.found:
                     step = self.alerts.observe(judged.key, judged.reading)
                     if step.notice is not None:
                         items.append(Item(judged.key.id, env, host, judged.key.check,
@@ -91,6 +99,10 @@ class Watch:
             [{"alert": i.alert_id, "host": i.host, "check": i.check, "subject": i.subject,
               "severity": i.severity.value, "notice": i.notice.value} for i in items],
             sorted(notifiers), delivery.delivered, delivery.waiting)
+
+    def _history(self, env: str, host: str) -> dict[str, list[restarts.Sample]]:
+        return {name: restarts.from_list(json.loads(body))
+                for name, body in self.ctx.db.samples.of_host(env, host).items()}
 
     def notifiers(self, env: str) -> dict[str, Notifier]:
         """The notifiers ``env``'s secrets configure (none is a valid, quiet, choice)."""

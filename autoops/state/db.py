@@ -25,6 +25,7 @@ from autoops.state.hosts import HostCache
 from autoops.state.locks import LockTable
 from autoops.state.outbox import OutboxTable
 from autoops.state.runs import RunTable
+from autoops.state.samples import SampleTable
 from autoops.state.schema import MIGRATIONS
 
 
@@ -111,3 +112,4 @@ class StateDB:
         self.hosts = HostCache(self.database)
         self.findings = FindingTable(self.database)
         self.outbox = OutboxTable(self.database)
+        self.samples = SampleTable(self.database)

@@ -141,4 +141,15 @@ MIGRATIONS = (
         PRIMARY KEY (message_key, channel)
     );
     """,
+    # 6: what watch remembers between runs to see restart loops (autoops.watch.restarts)
+    """
+    CREATE TABLE watch_samples (
+        env TEXT NOT NULL,
+        host TEXT NOT NULL,
+        series TEXT NOT NULL,
+        body TEXT NOT NULL,
+        updated TEXT NOT NULL,
+        PRIMARY KEY (env, host, series)
+    );
+    """,
 )

@@ -87,6 +87,7 @@ class Reading:
     at: datetime
     severity: Severity = Severity.WARNING
     summary: str = ""  # one line for people: "/var 93% full (threshold 90%)"
+    value: float | None = None  # the measured number, where there is one (for metrics)
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,7 @@ class Finding:
     acked_by: str | None = None  # acknowledged while firing: no repeats until resolved
     silenced_until: datetime | None = None
     seen: datetime | None = None  # the newest reading
+    value: float | None = None  # the newest reading's measured number, if it had one
 
     def silenced(self, now: datetime) -> bool:
         return self.silenced_until is not None and now < self.silenced_until
@@ -127,6 +129,7 @@ def step(previous: Finding | None, reading: Reading, limits: Thresholds) -> Step
     history = (*was.history, reading.ok)[-limits.flap_window:]
     fails, oks = (0, was.oks + 1) if reading.ok else (was.fails + 1, 0)
     found = replace(was, history=history, fails=fails, oks=oks, seen=reading.at,
+                    value=reading.value,
                     summary=reading.summary if not reading.ok else was.summary,
                     severity=reading.severity if not reading.ok else was.severity)
     moved, changes = _move(found, limits, reading.at)
@@ -221,7 +224,8 @@ def to_dict(found: Finding) -> dict[str, Any]:
             "flapping": found.flapping, "since": when(found.since),
             "announced": found.announced.value if found.announced else None,
             "last_sent": when(found.last_sent), "acked_by": found.acked_by,
-            "silenced_until": when(found.silenced_until), "seen": when(found.seen)}
+            "silenced_until": when(found.silenced_until), "seen": when(found.seen),
+            "value": found.value}
 
 
 def from_dict(doc: Mapping[str, Any]) -> Finding:
@@ -234,4 +238,5 @@ def from_dict(doc: Mapping[str, Any]) -> Finding:
         since=when(doc["since"]),
         announced=Severity(doc["announced"]) if doc["announced"] else None,
         last_sent=when(doc["last_sent"]), acked_by=doc["acked_by"],
-        silenced_until=when(doc["silenced_until"]), seen=when(doc["seen"]))
+        silenced_until=when(doc["silenced_until"]), seen=when(doc["seen"]),
+        value=float(doc["value"]) if doc.get("value") is not None else None)

@@ -1,19 +1,22 @@
 """Judging a host's watch reading against its thresholds, on the controller.
 
-The ``watch`` role brings back one reading per host and the thresholds its inventory
-vars set; this turns them into one :class:`Reading` per check and subject (each
-mount's space and inodes, memory, load), and a host that sent nothing into a critical
-``reachable`` finding: silence from a host is news.
+The ``watch`` role brings back one reading per host, the thresholds its inventory
+vars set and what else it declares (services, proxy logs, heartbeats, TLS endpoints,
+backups); this turns them into one :class:`Reading` per check and subject (each
+mount's space and inodes, memory, load, each declaration), and a host that sent
+nothing into a critical ``reachable`` finding: silence from a host is news.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
+from autoops.watch import checks
 from autoops.watch.findings import FindingKey, Reading, Severity
+from autoops.watch.restarts import Sample
 
 
 @dataclass(frozen=True)
@@ -22,8 +25,33 @@ class Judged:
     reading: Reading
 
 
+@dataclass
+class Judgement:
+    found: list[Judged]
+    samples: dict[str, list[Sample]] = field(default_factory=dict)  # to remember, by service
+
+
+def judge_host(env: str, host: str, report: Mapping[str, Any] | None, at: datetime,
+               history: checks.History | None = None) -> Judgement:
+    """:func:`judge`, then every declared check; ``history`` holds the restart samples."""
+    found = judge(env, host, report, at)
+    if not report or report.get("kind") != "watch":
+        return Judgement(found)
+    reading, declared = report["reading"], report.get("declared") or {}
+    stamp = reading.get("time")
+    host_now = datetime.fromtimestamp(float(stamp), UTC) if isinstance(stamp, (int, float)) \
+        else at  # the host's own clock: its file times and certificates are on it
+    out = checks.Verdicts(env, host, at)
+    checks.services(out, declared.get("services"), reading.get("services"), history or {})
+    checks.proxy_logs(out, declared.get("proxy_logs"), reading.get("proxy_logs"))
+    checks.heartbeat_jobs(out, declared.get("heartbeats"), reading.get("heartbeats"), host_now)
+    checks.certificates(out, declared.get("tls"), reading.get("tls"), host_now)
+    checks.backups(out, declared.get("backups"), reading.get("backups"), host_now)
+    return Judgement(found + [Judged(key, value) for key, value in out.found], out.samples)
+
+
 def judge(env: str, host: str, report: Mapping[str, Any] | None, at: datetime) -> list[Judged]:
-    """Every check this host's report allows, good or bad; a missing report is one finding."""
+    """Every built-in check this host's report allows, good or bad; no report is one finding."""
     if not report or report.get("kind") != "watch":
         return [Judged(FindingKey(env, host, "reachable"),
                        Reading(False, at, Severity.CRITICAL,
@@ -52,7 +80,7 @@ def _level(key: FindingKey, at: datetime, value: float, limits: list[Any],
     summary = text.format(value=float(value)) + f" (warning at {warning:g}, critical at " \
                                                 f"{critical:g})"
     if value >= critical:
-        return Judged(key, Reading(False, at, Severity.CRITICAL, summary))
+        return Judged(key, Reading(False, at, Severity.CRITICAL, summary, float(value)))
     if value >= warning:
-        return Judged(key, Reading(False, at, Severity.WARNING, summary))
-    return Judged(key, Reading(True, at, Severity.WARNING, summary))
+        return Judged(key, Reading(False, at, Severity.WARNING, summary, float(value)))
+    return Judged(key, Reading(True, at, Severity.WARNING, summary, float(value)))

@@ -35,7 +35,7 @@ def hostile_tree(tmp_path: Path) -> Path:
     return root
 
 
-def disk_report(settings: Settings, root: Path, *flags: str) -> tuple[ExitStatus, str, str]:
+def disk_report(settings: Settings, root: Path, *flags: str) -> tuple[int, str, str]:
     result = run_cli(settings, "run", "disk-report", "--env", "local", "-p", f"path={root}", *flags)
     return result.status, result.out, result.err
 

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
+import subprocess
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from autoops.exits import ExitStatus
 from autoops.settings import Settings
-from tests.conftest import run_cli
+from tests.conftest import VENV_BIN, run_cli, run_script
 from tests.integration.receivers import Receiver
+from tests.tls import TlsServer
 
 TOKEN = "987654:watch-test-token"
 
@@ -34,7 +40,7 @@ def watched(settings: Settings, project: Path, receiver: Receiver) -> Settings:
     return settings
 
 
-def watch(settings: Settings) -> tuple[ExitStatus, dict[str, Any]]:
+def watch(settings: Settings) -> tuple[int, dict[str, Any]]:
     result = run_cli(settings, "watch", "--env", "local", "--json")
     return result.status, json.loads(result.out)
 
@@ -85,3 +91,94 @@ def test_without_a_notifier_watch_still_remembers(settings: Settings, project: P
     assert docs[-1]["firing"]
     text = run_cli(settings, "watch", "--env", "local")
     assert "no notifier configured" in text.out
+
+
+def _caddy_log(path: Path, status: int, count: int) -> None:
+    now = time.time()
+    path.write_text("".join(json.dumps({"level": "info", "ts": now - i, "logger":
+                                        "http.log.access.log0", "msg": "handled request",
+                                        "status": status}) + "\n" for i in range(count)))
+
+
+def _backup(directory: Path, age_hours: float) -> None:
+    for old in directory.glob("*"):
+        old.unlink()
+    archive = directory / "backup-localhost-1-manual.tar.gz"
+    archive.write_bytes(b"not really a tarball")
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    Path(f"{archive}.sha256").write_text(f"{digest}  {archive.name}\n")
+    manifest = directory / "backup-localhost-1-manual.manifest.json"
+    manifest.write_text(json.dumps({"archive": archive.name, "sha256": digest,
+                                    "bytes": archive.stat().st_size}))
+    stamp = time.time() - age_hours * 3600
+    os.utime(manifest, (stamp, stamp))
+
+
+def test_each_declared_failure_class_fires_once_and_recovers_once(
+        watched: Settings, project: Path, receiver: Receiver, supervisor: Path,
+        tmp_path: Path) -> None:
+    """Restart loop, proxy 5xx, failed heartbeat, expiring certificate, stale backup: for real."""
+    access, beats, backups = tmp_path / "access.log", tmp_path / "beats", tmp_path / "backups"
+    backups.mkdir()
+    _caddy_log(access, 502, 40)
+    _backup(backups, age_hours=30)
+    failed = run_script(watched, "heartbeat", "run", "nightly", "--dir", str(beats), "--",
+                        "false")
+    assert failed.returncode == 1, failed.stderr
+    ctl = [str(VENV_BIN / "supervisorctl"), "-c", str(supervisor)]
+
+    def declare(loop_at: int, warning_days: int) -> None:
+        path = project / "inventories" / "local" / "group_vars" / "all" / "watch.yml"
+        path.write_text(yaml.safe_dump({
+            "watch_services": [{"name": "autoops-demo", "restarts": loop_at,
+                                "within_minutes": 60}],
+            "watch_proxy_logs": [{"path": str(access), "min_requests": 20}],
+            "watch_heartbeats": [{"name": "nightly", "schedule": "*/5 * * * *",
+                                  "grace": "10m"}],
+            "watch_heartbeat_dir": str(beats),
+            "watch_tls_endpoints": [{"host": "127.0.0.1", "port": port,
+                                     "server_name": "shop.test", "warning_days": warning_days,
+                                     "critical_days": min(warning_days, 7)}],
+            "watch_backups": {"dir": str(backups), "max_age": "26h"}}))
+
+    def restart() -> None:
+        subprocess.run([*ctl, "restart", "autoops-demo"], check=True, capture_output=True)
+
+    with TlsServer(tmp_path, datetime.now(UTC) + timedelta(days=2)) as port:
+        declare(loop_at=2, warning_days=21)
+        for _ in range(2):  # pending: nothing said yet
+            assert watch(watched)[0] == ExitStatus.OK
+            restart()
+        status, doc = watch(watched)
+        assert status == ExitStatus.PLAYBOOK_FAILED
+        (first,) = receiver.texts()
+        for words in ("localhost: heartbeat nightly", "nightly failed: exit status 1",
+                      f"localhost: proxy {access}", "40 of 40 requests",
+                      "localhost: tls 127.0.0.1:", "shop.test", "expires",
+                      f"localhost: backup {backups}", "1d6h old"):
+            assert words in first, (words, first)
+        assert "restarts" not in first
+        fired = {(n["check"], n["severity"]) for n in doc["notices"]}
+        assert fired == {("heartbeat", "critical"), ("proxy", "critical"),
+                         ("tls", "critical"), ("backup", "critical")}
+        for _ in range(2):  # the restart loop needs three failing readings of its own
+            restart()
+            watch(watched)
+        assert len(receiver.texts()) == 2
+        assert "localhost: restarts autoops-demo" in receiver.texts()[1]
+        assert "restarted 4 time(s) in the last 1h" in receiver.texts()[1]
+        assert watch(watched)[1]["notices"] == [], "still firing, no repeat within 4h"
+
+        _caddy_log(access, 200, 40)
+        _backup(backups, age_hours=1)
+        ok = run_script(watched, "heartbeat", "run", "nightly", "--dir", str(beats), "--", "true")
+        assert ok.returncode == 0, ok.stderr
+        declare(loop_at=100, warning_days=1)  # two days left is fine at one day's warning
+        assert watch(watched)[0] == ExitStatus.PLAYBOOK_FAILED, "one good reading is not enough"
+        status, doc = watch(watched)
+    assert status == ExitStatus.OK, doc["firing"]
+    assert len(receiver.texts()) == 3
+    recovered = receiver.texts()[2]
+    assert "recovered" in recovered
+    for check in ("restarts", "heartbeat", "proxy", "tls", "backup"):
+        assert f"localhost: {check} " in recovered, (check, recovered)

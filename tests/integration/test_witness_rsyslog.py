@@ -152,7 +152,7 @@ def wait_witnessed(target: Rsyslog, expected: list[WitnessEntry]) -> list[Witnes
     return target.entries()
 
 
-def verify(settings: Settings, *extra: str) -> tuple[ExitStatus, dict[str, Any], str]:
+def verify(settings: Settings, *extra: str) -> tuple[int, dict[str, Any], str]:
     result = run_cli(settings, "audit", "verify", "--json", *extra)
     return result.status, json.loads(result.out), result.err  # exactly one JSON document
 

@@ -5,8 +5,8 @@ from types import SimpleNamespace
 from tests.conftest import REPO
 from tests.unit.test_filters import _load
 
-module = _load(REPO / "collections/ansible_collections/autoops/ops/plugins/modules/health_facts.py",
-               "health_facts")
+module = _load(REPO / "collections/ansible_collections/autoops/ops/plugins/module_utils/"
+                     "host_health.py", "host_health")
 
 MOUNTS = """\
 /dev/vda / ext4 rw,relatime 0 0

@@ -216,7 +216,7 @@ def test_a_checkout_is_its_own_source() -> None:
     assert init.shipped_source() == REPO
 
 
-def _cli(settings: Settings, *argv: str) -> tuple[ExitStatus, str, str]:
+def _cli(settings: Settings, *argv: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     status = program(list(argv), out, err, io.StringIO(), settings=settings)
     return status, out.getvalue(), err.getvalue()

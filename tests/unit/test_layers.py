@@ -37,7 +37,7 @@ MAY_IMPORT: dict[str, set[str]] = {
                               "settings", "watch", "notify"},
     "engine": FOUNDATION | {"core", "guard", "state", "audit", "secrets", "run", "settings",
                             "services"},
-    "cli": FOUNDATION | {"cli", "engine", "services", "settings", "core", "lab", "setup"},
+    "cli": FOUNDATION | {"cli", "engine", "services", "settings", "core", "lab", "setup", "watch"},
     "__main__": {"cli"},
 }
 """Layer → the autoops layers it may import (``autoops.X`` names its first component)."""
