@@ -177,11 +177,11 @@ def test_tail_lines_sees_lines_once_newest_first(chunks: list[str], budget: int)
 def test_heartbeat_records_and_touched_files(tmp_path: Path) -> None:
     (tmp_path / "nightly.json").write_text(json.dumps(
         {"started": NOW, "finished": NOW + 3, "exit_status": 0, "starts": [NOW],
-         "last_success": NOW + 3, "secret": "not passed on"}))
+         "last_success": NOW + 3, "comment": "not passed on"}))
     got = readers.read_heartbeat({"name": "nightly"}, str(tmp_path))
     assert got["exists"]
     assert got["exit_status"] == 0
-    assert "secret" not in got
+    assert "comment" not in got
     assert not readers.read_heartbeat({"name": "other"}, str(tmp_path))["exists"]
     touched = tmp_path / "done"
     touched.write_text("")
