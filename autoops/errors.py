@@ -408,6 +408,20 @@ class AlertNotFiringError(BadInputError):
     default_remedy = "Only a firing alert can be acknowledged; silence it to keep it quiet."
 
 
+class NotifyNoneError(BadInputError):
+    code = "AUTOOPS-NOTIFY-NONE"
+    default_remedy = ("Set notify_telegram_token and notify_telegram_chat_id (or "
+                      "notify_webhook_url and notify_webhook_secret) with `autoops secrets set "
+                      "--env ENV NAME`.")
+
+
+class NotifyFailedError(AutoopsError):
+    code = "AUTOOPS-NOTIFY-FAILED"
+    status = ExitStatus.UNREACHABLE
+    default_remedy = ("Check the notifier's URL, token and chat id in the environment's "
+                      "secrets; the message says what the receiver answered.")
+
+
 class WatchBusyError(AutoopsError):
     code = "AUTOOPS-WATCH-BUSY"
     status = ExitStatus.BUSY

@@ -1,4 +1,4 @@
-"""``alerts list|show|ack|silence|unsilence``: people in the loop of what watch finds."""
+"""``alerts list|show|ack|silence|unsilence|test``: people in the loop of what watch finds."""
 
 from __future__ import annotations
 
@@ -33,6 +33,11 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     unsilence = asub.add_parser("unsilence", parents=[common, actor, why],
                                 help="end a silence now")
     unsilence.add_argument("alert_id", metavar="ID")
+    test = asub.add_parser("test", parents=[common, actor],
+                           help="send a test alert per failure class through the notifiers")
+    test.add_argument("--env", required=True)
+    test.add_argument("--class", dest="classes", action="append", metavar="CLASS",
+                      help="only this failure class (repeatable): disk, service, proxy, …")
 
 
 def cmd_alerts(app: Autoops, args: argparse.Namespace, output: Output, _in: TextIO) -> ExitStatus:
@@ -41,6 +46,9 @@ def cmd_alerts(app: Autoops, args: argparse.Namespace, output: Output, _in: Text
     if sub == "list":
         doc = {"alerts": app.alerts.listing(args.env, everything=args.all)}
         output.text(render.alert_table(doc["alerts"]))
+    elif sub == "test":
+        doc = app.watch.test_alerts(args.env, args.classes, args.actor)
+        output.text(render.alert_test_text(doc))
     else:
         if sub == "show":
             doc = app.alerts.show(args.alert_id)

@@ -436,6 +436,14 @@ def alert_text(alert: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def alert_test_text(doc: Mapping[str, Any]) -> str:
+    lines = [f"test alerts for {visible(doc['env'])}:"]
+    for channel, classes in sorted(doc["sent"].items()):
+        lines.append(f"  {visible(channel)}: sent {len(classes)} "
+                     f"({visible(', '.join(classes)) or 'none'})")
+    return "\n".join(lines)
+
+
 def _alert_state(alert: Mapping[str, Any]) -> str:
     marks = [m for m, on in (("flapping", alert["flapping"]), ("acked", alert["acked_by"]),
                              ("silenced", alert["silenced_until"])) if on]

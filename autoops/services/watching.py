@@ -15,24 +15,43 @@ import contextlib
 import fcntl
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from autoops.errors import WatchBusyError
+from autoops.errors import BadInputError, NotifyFailedError, NotifyNoneError, WatchBusyError
 from autoops.exits import ExitStatus
 from autoops.notify import outbox
-from autoops.notify.messages import Item, group
+from autoops.notify.messages import Item, Message, group
 from autoops.notify.outbox import Notifier
 from autoops.notify.telegram import Telegram
+from autoops.notify.transport import DeliveryError
 from autoops.notify.webhook import Webhook
 from autoops.services.alerting import Alerts
 from autoops.services.context import Context
 from autoops.services.requests import RunRequest
 from autoops.services.running import Runs
 from autoops.watch import restarts
-from autoops.watch.findings import Notice, State
+from autoops.watch.findings import FindingKey, Notice, Severity, State
 from autoops.watch.judge import judge_host
+
+TEST_CLASSES: dict[str, tuple[str, Severity, str]] = {
+    "disk": ("/var", Severity.CRITICAL, "/var is 97.0% full (warning at 85, critical at 95)"),
+    "inodes": ("/var", Severity.WARNING, "inodes on /var are 88.0% used"),
+    "memory": ("", Severity.WARNING, "memory is 92.0% used"),
+    "load": ("", Severity.WARNING, "5-minute load is 2.40 per CPU"),
+    "reachable": ("", Severity.CRITICAL, "no reading: the host was unreachable"),
+    "service": ("app", Severity.CRITICAL, "app is not running (systemd says failed/failed)"),
+    "restarts": ("app", Severity.CRITICAL, "app restarted 5 time(s) in the last 15m"),
+    "proxy": ("/var/log/caddy/access.log", Severity.CRITICAL,
+              "42 of 120 requests in the last 5m were 5xx (35.0%, 40 of them 502)"),
+    "heartbeat": ("nightly-backup", Severity.CRITICAL,
+                  "nightly-backup missed its run due 03:00 UTC (grace 30m)"),
+    "tls": ("127.0.0.1:443", Severity.WARNING, "the certificate expires in 6.0 days"),
+    "backup": ("/var/backups/autoops", Severity.CRITICAL,
+               "the newest verified backup is 1d6h old (allowed 1d2h)"),
+}
+"""A made-up but typical finding per failure class, for ``alerts test``."""
 
 NOTIFY_SECRETS = ("notify_telegram_token", "notify_telegram_chat_id", "notify_telegram_base_url",
                   "notify_webhook_url", "notify_webhook_secret")
@@ -103,6 +122,49 @@ class Watch:
     def _history(self, env: str, host: str) -> dict[str, list[restarts.Sample]]:
         return {name: restarts.from_list(json.loads(body))
                 for name, body in self.ctx.db.samples.of_host(env, host).items()}
+
+    def test_alerts(self, env: str, classes: Sequence[str] | None = None,
+                    actor: str | None = None) -> dict[str, Any]:
+        """One test alert per failure class through every configured notifier, sent now.
+
+        Not through the outbox: a test that fails should say so at once, not be
+        delivered hours later by some watch run. Audited as ``alert.tested``.
+        """
+        self.ctx.scope(env)
+        who = self.ctx.actor(actor)
+        unknown = sorted(set(classes or ()) - set(TEST_CLASSES))
+        if unknown:
+            raise BadInputError(f"no failure class {', '.join(unknown)}",
+                                remedy=f"Choose from {', '.join(TEST_CLASSES)}.")
+        notifiers = self.notifiers(env)
+        if not notifiers:
+            raise NotifyNoneError(f"no notifier is configured for {env}")
+        now = self.ctx.clock()
+        run = f"test-{now:%Y%m%dT%H%M%SZ}"
+        sent: dict[str, list[str]] = {name: [] for name in notifiers}
+        failed: dict[str, str] = {}
+        for name in classes or TEST_CLASSES:
+            subject, severity, summary = TEST_CLASSES[name]
+            item = Item(FindingKey(env, "test-host", name, subject).id, env, "test-host", name,
+                        subject, severity, Notice.FIRING, f"TEST: {summary}", now)
+            message = Message(f"t-{run}-{name}", "test", env, now, (item,))
+            for channel, notifier in notifiers.items():
+                if channel in failed:
+                    continue
+                try:
+                    for index in range(len(notifier.parts(message))):
+                        notifier.send_part(message, index)
+                except DeliveryError as exc:
+                    failed[channel] = self.ctx.redactor.text(str(exc))
+                else:
+                    sent[channel].append(name)
+        doc = {"env": env, "classes": list(classes or TEST_CLASSES), "sent": sent,
+               "failed": failed}
+        self.ctx.record_admin("alert.tested", env, doc, action="alerts", actor=who)
+        if failed:
+            raise NotifyFailedError("; ".join(f"{c}: {why}" for c, why in sorted(failed.items())),
+                                    details=doc)
+        return doc
 
     def notifiers(self, env: str) -> dict[str, Notifier]:
         """The notifiers ``env``'s secrets configure (none is a valid, quiet, choice)."""

@@ -182,3 +182,51 @@ def test_each_declared_failure_class_fires_once_and_recovers_once(
     assert "recovered" in recovered
     for check in ("restarts", "heartbeat", "proxy", "tls", "backup"):
         assert f"localhost: {check} " in recovered, (check, recovered)
+
+
+def test_alerts_test_sends_one_message_per_class_and_audits_it(watched: Settings,
+                                                               receiver: Receiver) -> None:
+    done = run_cli(watched, "alerts", "test", "--env", "local", "--json")
+    assert done.status == ExitStatus.OK, done.err
+    doc = json.loads(done.out)
+    classes = doc["classes"]
+    assert {"disk", "service", "restarts", "proxy", "heartbeat", "tls", "backup"} <= set(classes)
+    assert doc["sent"] == {"telegram": classes}
+    texts = receiver.texts()
+    assert len(texts) == len(classes), "one message per failure class"
+    assert all("TEST:" in text and TOKEN not in text for text in texts)
+    audit = [json.loads(line) for line in watched.audit_path.read_text().splitlines()]
+    assert [e["type"] for e in audit if e["type"] == "alert.tested"] == ["alert.tested"]
+    one = run_cli(watched, "alerts", "test", "--env", "local", "--class", "proxy")
+    assert one.status == ExitStatus.OK, one.err
+    assert "telegram: sent 1 (proxy)" in one.out
+    assert len(receiver.texts()) == len(classes) + 1
+    assert "5xx" in receiver.texts()[-1]
+
+
+def test_alerts_test_refuses_unknown_classes_and_missing_notifiers(watched: Settings,
+                                                                   receiver: Receiver) -> None:
+    bad = run_cli(watched, "alerts", "test", "--env", "local", "--class", "dsik")
+    assert bad.status == ExitStatus.BAD_INPUT
+    assert "AUTOOPS-BAD-INPUT" in bad.err
+    assert "dsik" in bad.err
+    assert receiver.texts() == [], "nothing was sent"
+    assert run_cli(watched, "secrets", "unset", "--env", "local",
+                   "notify_telegram_token").status == ExitStatus.OK
+    none = run_cli(watched, "alerts", "test", "--env", "local")
+    assert none.status == ExitStatus.BAD_INPUT
+    assert "AUTOOPS-NOTIFY-NONE" in none.err
+
+
+def test_alerts_test_says_at_once_when_the_receiver_is_down(watched: Settings,
+                                                            receiver: Receiver) -> None:
+    receiver.script = [(403, {"ok": False, "error_code": 403, "description": "Forbidden: bot"})]
+    done = run_cli(watched, "alerts", "test", "--env", "local", "--class", "disk")
+    assert done.status == ExitStatus.UNREACHABLE
+    assert "AUTOOPS-NOTIFY-FAILED" in done.err
+    assert "Forbidden" in done.err
+    assert TOKEN not in done.err
+    assert receiver.texts() == []
+    audit = [json.loads(line) for line in watched.audit_path.read_text().splitlines()]
+    (tested,) = [e for e in audit if e["type"] == "alert.tested"]
+    assert "telegram" in json.dumps(tested), "the failure is audited too"
