@@ -45,6 +45,28 @@ def autoops_supervisor_status(stdout: str) -> dict[str, Any]:
             "detail": line.strip()}
 
 
+def autoops_supervisor_problem(result: Mapping[str, Any], name: str, config: str) -> str:
+    """Why ``supervisorctl status NAME`` could not tell the state, in plain words ("" if it did).
+
+    Given the registered result of that command (run with ``failed_when: false``): a
+    new user on a host without supervisord should read "supervisord is not set up",
+    not Ansible's "non-zero return code".
+    """
+    if result.get("rc") in (0, 3):
+        return ""
+    text = "\n".join(str(result.get(k) or "") for k in ("stdout", "stderr")).strip()
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    if not text and "No such file or directory" in str(result.get("msg", "")):
+        return "supervisord is not installed on this host (no supervisorctl)"
+    if "could not find config file" in text:
+        return f"supervisord is not set up on this host: no config file {config}"
+    if "no such process" in text or "no such group" in text:
+        return f"supervisord has no program {name} (config {config})"
+    if "no such file" in text or "refused" in text.lower():
+        return f"supervisord is not running on this host ({first[:200]})"
+    return f"supervisorctl failed with exit status {result.get('rc')}: {first[:200] or 'no output'}"
+
+
 def autoops_systemd_show(stdout: str) -> dict[str, Any]:
     """Parse ``systemctl show --property=...`` KEY=VALUE lines into a service state."""
     props = dict(line.split("=", 1) for line in stdout.splitlines() if "=" in line)
@@ -79,6 +101,7 @@ class FilterModule:
         return {
             "autoops_prune_candidates": autoops_prune_candidates,
             "autoops_supervisor_status": autoops_supervisor_status,
+            "autoops_supervisor_problem": autoops_supervisor_problem,
             "autoops_systemd_show": autoops_systemd_show,
             "autoops_du_top": autoops_du_top,
         }

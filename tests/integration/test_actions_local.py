@@ -58,6 +58,19 @@ def test_unknown_service_fails_the_play(app: Autoops, supervisor: Path) -> None:
     assert result.status is ExitStatus.PLAYBOOK_FAILED
     assert result.error is not None
     assert result.error.code == "AUTOOPS-PLAYBOOK-FAILED"
+    assert any("supervisord has no program nope" in (r["msg"] or "") for r in result.results)
+
+
+def test_a_host_without_supervisord_says_so_in_plain_words(app: Autoops) -> None:
+    """Tried as a new user would, before any supervisord is set up on the machine."""
+    set_vars(app.settings.project_dir, "local",
+             autoops_supervisor_config="/nonexistent/supervisord.conf")
+    result = app.run(RunRequest("service-status", "local", {"service": "autoops-demo"}))
+    assert result.status is ExitStatus.PLAYBOOK_FAILED
+    (failed,) = [r for r in result.results if r["status"] == "failed"]
+    assert failed["msg"].startswith(
+        "supervisord is not set up on this host: no config file /nonexistent/supervisord.conf")
+    assert "non-zero return code" not in failed["msg"]
 
 
 def test_backup_writes_archive_manifest_and_checksum(app: Autoops, backup_dir: Path) -> None:

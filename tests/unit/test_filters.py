@@ -67,6 +67,23 @@ def test_supervisor_status(line: str, state: str, pid: int | None, running: bool
     assert (parsed["state"], parsed["pid"], parsed["running"]) == (state, pid, running)
 
 
+@pytest.mark.parametrize(("result", "said"), [
+    ({"rc": 0, "stdout": "app RUNNING pid 1, uptime 0:01:00"}, ""),
+    ({"rc": 3, "stdout": "app STOPPED Nov 22 08:00 AM"}, ""),
+    ({"rc": 2, "msg": "[Errno 2] No such file or directory: b'supervisorctl'"},
+     "supervisord is not installed on this host (no supervisorctl)"),
+    ({"rc": 2, "stdout": "Error: could not find config file /etc/s.conf\nFor help, use …"},
+     "supervisord is not set up on this host: no config file /etc/s.conf"),
+    ({"rc": 4, "stdout": "app: ERROR (no such process)"},
+     "supervisord has no program app (config /etc/s.conf)"),
+    ({"rc": 4, "stdout": "unix:///run/supervisor.sock no such file"},
+     "supervisord is not running on this host (unix:///run/supervisor.sock no such file)"),
+    ({"rc": 7, "stderr": ""}, "supervisorctl failed with exit status 7: no output"),
+])
+def test_supervisor_problem_in_plain_words(result: dict[str, Any], said: str) -> None:
+    assert filters.autoops_supervisor_problem(result, "app", "/etc/s.conf") == said
+
+
 def test_systemd_show() -> None:
     out = "LoadState=loaded\nActiveState=active\nSubState=running\nMainPID=812\n" \
           "ActiveEnterTimestamp=Sun 2026-11-22 08:00:00 UTC\n"
