@@ -15,8 +15,9 @@ import contextlib
 import fcntl
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from autoops.errors import BadInputError, NotifyFailedError, NotifyNoneError, WatchBusyError
@@ -32,7 +33,7 @@ from autoops.services.context import Context
 from autoops.services.requests import RunRequest
 from autoops.services.running import Runs
 from autoops.watch import restarts
-from autoops.watch.findings import FindingKey, Notice, Severity, State
+from autoops.watch.findings import FindingKey, Notice, Reading, Severity, State, Thresholds
 from autoops.watch.judge import judge_host
 
 TEST_CLASSES: dict[str, tuple[str, Severity, str]] = {
@@ -92,22 +93,7 @@ class Watch:
         with self._only_one(env):
             result = self.runs.run(RunRequest(action="watch", env=env, actor=actor))
             now = self.ctx.clock()
-            items: list[Item] = []
-            for host in result.plan.hosts:
-                reports = result.reports.get(host) or [None]
-                judgement = judge_host(env, host, reports[-1], now, self._history(env, host))
-                if reports[-1] is not None:  # an unreachable host keeps what it had
-                    self.ctx.db.samples.replace(
-                        env, host, {name: json.dumps(restarts.to_list(kept))
-                                    for name, kept in judgement.samples.items()},
-                        now.isoformat())
-                for judged in judgement.found:
-                    step = self.alerts.observe(judged.key, judged.reading)
-                    if step.notice is not None:
-                        items.append(Item(judged.key.id, env, host, judged.key.check,
-                                          judged.key.subject, step.finding.severity,
-                                          step.notice, step.finding.summary,
-                                          step.finding.since))
+            items = self._judge(env, result.plan.hosts, result.reports, now)
             notifiers = self.notifiers(env)
             messages = group(result.run_id, env, now, items, redact=self.ctx.redactor.text)
             outbox.enqueue(self.ctx.db.outbox, messages, notifiers, now)
@@ -118,6 +104,47 @@ class Watch:
             [{"alert": i.alert_id, "host": i.host, "check": i.check, "subject": i.subject,
               "severity": i.severity.value, "notice": i.notice.value} for i in items],
             sorted(notifiers), delivery.delivered, delivery.waiting)
+
+    def _judge(self, env: str, hosts: Sequence[str], reports: Mapping[str, list[Any]],
+               now: datetime) -> list[Item]:
+        """Step every finding of ``env`` with this run's readings; the notices to send."""
+        items: list[Item] = []
+        seen: set[str] = set()
+        patience: dict[str, Thresholds] = {}
+        for host in hosts:
+            report = (reports.get(host) or [None])[-1]
+            judgement = judge_host(env, host, report, now, self._history(env, host))
+            if report is not None:  # an unreachable host keeps what it had
+                self.ctx.db.samples.replace(
+                    env, host, {name: json.dumps(restarts.to_list(kept))
+                                for name, kept in judgement.samples.items()},
+                    now.isoformat())
+                patience[host] = judgement.limits.default
+            for judged in judgement.found:
+                seen.add(judged.key.id)
+                items += self._observe(judged.key, judged.reading,
+                                       judgement.limits.of(judged.key.check))
+        for row in self.ctx.db.findings.all(env):
+            # What was not judged: a declaration removed or fixed, a mount gone, a host
+            # taken out of the inventory. Without this it would fire for ever.
+            if row.finding_id in seen or (row.host in hosts and row.host not in patience):
+                continue  # judged now, or on a host that sent nothing (unknown, not fine)
+            was = json.loads(row.body)
+            if was.get("state") == State.OK:
+                continue
+            why = ("no longer checked: its declaration was removed or changed"
+                   if row.host in hosts else "the host is no longer in the inventory")
+            key = FindingKey(row.env, row.host, row.check, row.subject)
+            items += self._observe(key, Reading(True, now, Severity(was["severity"]), why),
+                                   patience.get(row.host, Thresholds()))
+        return items
+
+    def _observe(self, key: FindingKey, reading: Reading, limits: Thresholds) -> list[Item]:
+        step = self.alerts.observe(key, reading, limits)
+        if step.notice is None:
+            return []
+        return [Item(key.id, key.env, key.host, key.check, key.subject, step.finding.severity,
+                     step.notice, step.finding.summary, step.finding.since)]
 
     def _history(self, env: str, host: str) -> dict[str, list[restarts.Sample]]:
         return {name: restarts.from_list(json.loads(body))

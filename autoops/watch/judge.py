@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from autoops.watch import checks
+from autoops.watch import checks, limits
 from autoops.watch.findings import FindingKey, Reading, Severity
 from autoops.watch.restarts import Sample
 
@@ -29,6 +29,7 @@ class Judged:
 class Judgement:
     found: list[Judged]
     samples: dict[str, list[Sample]] = field(default_factory=dict)  # to remember, by service
+    limits: limits.Limits = field(default_factory=limits.Limits)  # how patient alerting is
 
 
 def judge_host(env: str, host: str, report: Mapping[str, Any] | None, at: datetime,
@@ -42,12 +43,16 @@ def judge_host(env: str, host: str, report: Mapping[str, Any] | None, at: dateti
     host_now = datetime.fromtimestamp(float(stamp), UTC) if isinstance(stamp, (int, float)) \
         else at  # the host's own clock: its file times and certificates are on it
     out = checks.Verdicts(env, host, at)
+    patience = limits.parse(report.get("alerting"))
+    for problem in patience.problems:
+        out.misconfigured("alerting", problem)
     checks.services(out, declared.get("services"), reading.get("services"), history or {})
     checks.proxy_logs(out, declared.get("proxy_logs"), reading.get("proxy_logs"))
     checks.heartbeat_jobs(out, declared.get("heartbeats"), reading.get("heartbeats"), host_now)
     checks.certificates(out, declared.get("tls"), reading.get("tls"), host_now)
     checks.backups(out, declared.get("backups"), reading.get("backups"), host_now)
-    return Judgement(found + [Judged(key, value) for key, value in out.found], out.samples)
+    return Judgement(found + [Judged(key, value) for key, value in out.found], out.samples,
+                     patience)
 
 
 def judge(env: str, host: str, report: Mapping[str, Any] | None, at: datetime) -> list[Judged]:

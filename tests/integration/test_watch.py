@@ -230,3 +230,28 @@ def test_alerts_test_says_at_once_when_the_receiver_is_down(watched: Settings,
     audit = [json.loads(line) for line in watched.audit_path.read_text().splitlines()]
     (tested,) = [e for e in audit if e["type"] == "alert.tested"]
     assert "telegram" in json.dumps(tested), "the failure is audited too"
+
+
+def _watch_vars(project: Path, **values: Any) -> None:
+    path = project / "inventories" / "local" / "group_vars" / "all" / "watch.yml"
+    path.write_text("---\n" + yaml.safe_dump(values))
+
+
+def test_per_check_patience_and_a_removed_declaration_resolves(
+        watched: Settings, project: Path, receiver: Receiver) -> None:
+    _watch_vars(project, watch_check_limits={"service": {"fail_after": 1}},
+                watch_services=[{"name": "no-such-unit-anywhere"}])
+    status, doc = watch(watched)
+    assert status == ExitStatus.PLAYBOOK_FAILED, "fail_after 1: the first reading fires"
+    assert [(n["check"], n["notice"]) for n in doc["notices"]] == [("service", "firing")]
+    (problem,) = receiver.texts()
+    assert "no-such-unit-anywhere" in problem
+    _watch_vars(project)  # the operator removes the declaration
+    statuses = [watch(watched)[0] for _ in range(2)]
+    assert statuses == [ExitStatus.PLAYBOOK_FAILED, ExitStatus.OK], "2 good readings resolve"
+    assert len(receiver.texts()) == 2
+    assert "recovered" in receiver.texts()[1]
+    (gone,) = [a for a in json.loads(run_cli(watched, "alerts", "list", "--all",
+                                             "--json").out)["alerts"]
+               if a["check"] == "service"]
+    assert gone["state"] == "ok"

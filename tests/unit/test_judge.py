@@ -192,3 +192,19 @@ def test_a_bad_declaration_is_a_config_finding_not_a_crash(parts: dict[str, Any]
     ok, severity, text = found[f"config:{where}"]
     assert (ok, severity) == (False, Severity.WARNING)
     assert text.startswith(f"watch declaration {where}: ")
+
+
+def test_alerting_patience_travels_with_the_host_and_bad_tuning_is_a_finding() -> None:
+    doc = declared()
+    doc["alerting"] = {"fail_after": 5, "recover_after": 2, "repeat_every": "1h",
+                       "checks": {"disk": {"fail_after": 1}}}
+    judgement = judge_host("staging", "web1", doc, AT)
+    assert (judgement.limits.of("disk").fail_after, judgement.limits.of("load").fail_after) \
+        == (1, 5)
+    assert not any(j.key.check == "config" for j in judgement.found)
+    doc["alerting"]["checks"] = {"disk": {"fail_after": "soon"}}
+    judgement = judge_host("staging", "web1", doc, AT)
+    (config,) = [j for j in judgement.found if j.key.check == "config"]
+    assert config.key.subject == "alerting"
+    assert "watch_check_limits.disk fail_after must be a whole number" in config.reading.summary
+    assert judgement.limits.of("disk").fail_after == 5, "the environment's value, not 'soon'"
