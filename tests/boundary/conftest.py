@@ -53,6 +53,7 @@ class Service:
     state: Path
     sudoers: Path
     python: Path
+    install_argv: tuple[str, ...]  # what set it up: running it again must change nothing
 
     def sudo(self, who: str, *argv: str, env: dict[str, str] | None = None,
              stdin: str | None = None, timeout: float = 300,
@@ -147,12 +148,13 @@ def service() -> Iterator[Service]:
         state = base / f"state{WEIRD}"
         config = base / "etc" / "service.yml"
         launcher = base / "bin" / "autoops"
+        install_argv = (
+            str(VENV_BIN / "autoops"), "service", "install", "--project", str(project),
+            "--python", str(python), "--user", names["svc"], "--group", names["ops"],
+            "--home", str(base / "home"), "--state-dir", str(state), "--launcher",
+            str(launcher), "--sudoers", str(sudoers), "--config", str(config), "--json")
         install = subprocess.run(
-            [str(VENV_BIN / "autoops"), "service", "install", "--project", str(project),
-             "--python", str(python), "--user", names["svc"], "--group", names["ops"],
-             "--home", str(base / "home"), "--state-dir", str(state), "--launcher",
-             str(launcher), "--sudoers", str(sudoers), "--config", str(config), "--json"],
-            capture_output=True, text=True, timeout=300, check=False,
+            install_argv, capture_output=True, text=True, timeout=300, check=False,
             env={"PATH": os.environ["PATH"], "LANG": "C.UTF-8"})
         created.append(names["svc"])
         assert install.returncode == 0, install.stdout + install.stderr
@@ -161,7 +163,7 @@ def service() -> Iterator[Service]:
         yield Service(base=base, user=names["svc"], group=names["ops"], alice=names["alice"],
                       bob=names["bob"], agent=names["agent"], eve=names["eve"],
                       launcher=launcher, config=config, project=project, state=state,
-                      sudoers=sudoers, python=python)
+                      sudoers=sudoers, python=python, install_argv=install_argv)
     finally:
         with contextlib.suppress(OSError):
             sudoers.unlink()

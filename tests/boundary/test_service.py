@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import signal
 import subprocess
 import time
@@ -20,6 +21,7 @@ import pytest
 from autoops.common.procs import descendants
 from autoops.exits import ExitStatus
 from tests.boundary.conftest import Service
+from tests.conftest import VENV_BIN
 from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration
@@ -38,6 +40,11 @@ def test_install_is_idempotent_and_the_sudoers_entry_validates(service: Service)
                             capture_output=True, text=True, check=False)
     assert json.loads(status.stdout)["ok"] is True, status.stdout
     assert (service.state.stat().st_mode & 0o777) == 0o700
+    again = subprocess.run(service.install_argv, capture_output=True, text=True, timeout=300,
+                           check=False, env={"PATH": os.environ["PATH"], "LANG": "C.UTF-8"})
+    assert again.returncode == 0, again.stdout + again.stderr
+    changes = json.loads(again.stdout)["changes"]
+    assert set(changes.values()) <= {"present", "unchanged"}, changes
 
 
 def test_an_operator_runs_health_and_is_the_actor(service: Service) -> None:
@@ -173,3 +180,21 @@ def test_an_operator_cannot_kill_the_run_out_of_its_supervision(service: Service
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
         service.sudo(service.bob, "resume", "--env", "local", "--reason", "done")
+
+
+def test_uninstall_closes_the_entry_and_keeps_the_account_and_the_audit(service: Service) -> None:
+    """Last in this module: it takes the entry away from the tests above."""
+    audit_before = service.audit()
+    done = subprocess.run([str(VENV_BIN / "autoops"), "service", "uninstall", "--config",
+                           str(service.config), "--json"],
+                          capture_output=True, text=True, timeout=60, check=False,
+                          env={"PATH": os.environ["PATH"], "LANG": "C.UTF-8"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sorted(json.loads(done.stdout)["removed"]) == sorted(
+        map(str, (service.sudoers, service.launcher, service.config)))
+    for gone in (service.sudoers, service.launcher, service.config):
+        assert not gone.exists()
+    refused = service.sudo(service.alice, "list")
+    assert refused.returncode != 0, "no sudoers entry: the operators have no way in"
+    assert pwd.getpwnam(service.user).pw_name == service.user, "the account stays"
+    assert service.audit() == audit_before, "the audit log stays, untouched"
