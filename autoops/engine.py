@@ -20,6 +20,7 @@ from autoops.services.approving import Approvals
 from autoops.services.auditing import Audit
 from autoops.services.context import Context
 from autoops.services.granting import Grants
+from autoops.services.metrics import Metrics
 from autoops.services.overview import Overview
 from autoops.services.recovery import Recovery
 from autoops.services.requests import RunRequest, RunResult
@@ -47,6 +48,7 @@ class Autoops:
         self.audit = Audit(self.context, self.recovery)
         self.alerts = Alerts(self.context)
         self.watch = Watch(self.context, self.runs, self.alerts)
+        self.metrics = Metrics(self.context)
         self.overview = Overview(self.context, self.recovery, self.runs, self.approvals)
 
     @property

@@ -422,8 +422,18 @@ class NotifyFailedError(AutoopsError):
                       "secrets; the message says what the receiver answered.")
 
 
+class MetricsDirError(BadInputError):
+    """The metrics directory is missing, not a directory, open to others, or not writable."""
+
+    code = "AUTOOPS-METRICS-DIR"
+    default_remedy = ("Point AUTOOPS_METRICS_DIR (service mode: metrics_dir) at an existing "
+                      "directory this account can write and others cannot (node_exporter's "
+                      "--collector.textfile.directory).")
+
+
 class WatchBusyError(AutoopsError):
     code = "AUTOOPS-WATCH-BUSY"
     status = ExitStatus.BUSY
     default_remedy = ("Nothing to do: the running watch covers this environment (cron started "
                       "again before it ended; a longer interval avoids the overlap).")
+

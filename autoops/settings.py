@@ -55,7 +55,8 @@ _NOTABLE = frozenset({"BASH_ENV", "ENV", "TMPDIR", "TZ", "TZDIR", "PERL5LIB", "P
                       "RUBYLIB", "NODE_OPTIONS", "LOCPATH", "GCONV_PATH"})
 # What autoops itself reads in same-user mode (never passed on as such).
 _CONSUMED = frozenset({"AUTOOPS_PROJECT_DIR", "AUTOOPS_STATE_DIR", "AUTOOPS_AUDIT_WITNESS",
-                       SERVICE_CONFIG_VAR, "SOPS_AGE_KEY_FILE", INLINE_KEY_VAR})
+                       "AUTOOPS_METRICS_DIR", SERVICE_CONFIG_VAR, "SOPS_AGE_KEY_FILE",
+                       INLINE_KEY_VAR})
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class ServiceConfig:
     witness: str | None = None
     launcher: Path | None = None
     sudoers: Path | None = None
+    metrics_dir: Path | None = None  # node_exporter's textfile directory (optional)
 
     @classmethod
     def load(cls, path: Path) -> ServiceConfig:
@@ -81,7 +83,7 @@ class ServiceConfig:
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
             raise ServiceInvalidError(f"cannot read {path}: {exc}") from None
         known = {"version", "user", "operators", "project_dir", "state_dir", "config_dir",
-                 "witness", "launcher", "sudoers"}
+                 "witness", "launcher", "sudoers", "metrics_dir"}
         if not isinstance(doc, dict) or doc.get("version") != 1:
             raise ServiceInvalidError(f"{path}: not an autoops service config (version: 1)")
         unknown = sorted(set(doc) - known)
@@ -90,7 +92,8 @@ class ServiceConfig:
         if unknown or missing:
             raise ServiceInvalidError(f"{path}: unknown keys {unknown}, missing keys {missing}")
         paths = {}
-        for key in ("project_dir", "state_dir", "config_dir", "launcher", "sudoers"):
+        for key in ("project_dir", "state_dir", "config_dir", "launcher", "sudoers",
+                    "metrics_dir"):
             value = doc.get(key)
             if value is None:
                 continue
@@ -107,14 +110,16 @@ class ServiceConfig:
         return cls(path=path, user=doc["user"], operators=doc["operators"],
                    project_dir=paths["project_dir"], state_dir=paths["state_dir"],
                    config_dir=paths["config_dir"], witness=witness,
-                   launcher=paths.get("launcher"), sudoers=paths.get("sudoers"))
+                   launcher=paths.get("launcher"), sudoers=paths.get("sudoers"),
+                   metrics_dir=paths.get("metrics_dir"))
 
     def to_dict(self) -> dict[str, Any]:
         return {"version": 1, "user": self.user, "operators": self.operators,
                 "project_dir": str(self.project_dir), "state_dir": str(self.state_dir),
                 "config_dir": str(self.config_dir), "witness": self.witness,
                 "launcher": str(self.launcher) if self.launcher else None,
-                "sudoers": str(self.sudoers) if self.sudoers else None}
+                "sudoers": str(self.sudoers) if self.sudoers else None,
+                "metrics_dir": str(self.metrics_dir) if self.metrics_dir else None}
 
 
 def trusted_path(path: Path, error: type[ServiceInvalidError] = ServiceInvalidError,
@@ -164,6 +169,9 @@ class Settings:
     # Where each durable audit record is also sent (syslog, RFC 5424): unix:///dev/log,
     # udp://HOST:PORT or tcp://HOST:PORT. None: no witness.
     witness: str | None = None
+    # Where `autoops.prom` is kept for node_exporter's textfile collector. None: metrics off
+    # (still counted in state.db, never written).
+    metrics_dir: Path | None = None
     home: Path | None = None  # HOME for child processes (default: the account's home)
     passthrough: Mapping[str, str] = field(default_factory=dict)  # locale, TERM, …
     ignored_environ: tuple[str, ...] = ()  # inherited variables dropped (named in a notice)
@@ -281,6 +289,8 @@ class Settings:
             age_key=env.get(INLINE_KEY_VAR) or None,
             editor=env.get("VISUAL") or env.get("EDITOR") or None,
             witness=env.get("AUTOOPS_AUDIT_WITNESS") or None,
+            metrics_dir=Path(env["AUTOOPS_METRICS_DIR"]).expanduser().resolve()
+            if env.get("AUTOOPS_METRICS_DIR") else None,
             home=home.expanduser(),
             passthrough=_passthrough(env, _PASS_THROUGH | _USER_PASS_THROUGH),
             ignored_environ=_ignored(env, _CONSUMED),
@@ -298,6 +308,7 @@ class Settings:
             cache_dir=home / ".cache" / "autoops",
             config_dir=service.config_dir,
             witness=service.witness,
+            metrics_dir=service.metrics_dir,
             home=home,
             passthrough=_passthrough(env, _PASS_THROUGH),
             ignored_environ=_ignored(env, frozenset({SERVICE_CONFIG_VAR})),

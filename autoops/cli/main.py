@@ -21,6 +21,7 @@ from autoops.cli import (
     heartbeat,
     install,
     lab,
+    metrics,
     render,
     secrets,
     views,
@@ -36,11 +37,11 @@ from autoops.settings import Settings
 
 __all__ = ["build_parser", "main", "program", "vm_safe_argv", "vm_safe_main", "vm_safe_program"]
 
-GROUPS = (actions, audit, secrets, guards, watch, alerts, heartbeat, views, install, lab)
+GROUPS = (actions, audit, secrets, guards, watch, alerts, metrics, heartbeat, views, install, lab)
 """Command groups, in the order ``autoops --help`` lists them."""
 
 COMMANDS: dict[str, Handler] = {
-    name: handler for group in (actions, audit, lab, secrets, guards, watch, alerts, views)
+    name: handler for group in (actions, audit, lab, secrets, guards, watch, alerts, metrics, views)
     for name, handler in group.COMMANDS.items()}
 
 

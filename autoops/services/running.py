@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 import re
 import socket
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from autoops.common.procs import process_start_time
@@ -28,6 +29,7 @@ from autoops.run import runner
 from autoops.run.runner import HostResult, RunOutcome
 from autoops.secrets.store import EnvSecrets
 from autoops.services.context import Context, new_run_id
+from autoops.services.metrics import Metrics
 from autoops.services.recovery import Recovery
 from autoops.services.requests import Authority, RunRequest, RunResult
 from autoops.services.verdicts import classify, denial, halted, refusal
@@ -46,6 +48,7 @@ class Attempt:
     request: RunRequest
     plan: Plan
     actor: str
+    begun: float = field(default_factory=time.monotonic)  # for autoops_run_duration_seconds
 
     def record(self, type_: str, data: dict[str, Any], *, durable: bool = True) -> dict[str, Any]:
         return self.ctx.audit.append(run_id=self.run_id, type_=type_, actor=self.actor,
@@ -58,6 +61,7 @@ class Attempt:
         self.record("run.finished", {"status": status or error.status.name.lower(),
                                      "exit_status": int(error.status), "error": error.to_dict()})
         self.ctx.db.runs.set_state(self.run_id, RunState.REFUSED)
+        self.ended(error.status)
 
     @contextmanager
     def refusing(self, status: str | None = None) -> Iterator[None]:
@@ -77,9 +81,22 @@ class Attempt:
             self.interrupted({"reason": f"interrupted while {while_}"})
             raise
 
-    def interrupted(self, data: dict[str, Any]) -> None:
+    def interrupted(self, data: dict[str, Any],
+                    status: ExitStatus = ExitStatus.INTERRUPTED) -> None:
         self.record("run.interrupted", data)
         self.ctx.db.runs.set_state(self.run_id, RunState.INTERRUPTED)
+        self.ended(status)
+
+    def ended(self, status: ExitStatus) -> None:
+        """Count the run for ``autoops metrics``; called once per run, after its end is recorded.
+
+        A run ends in one of three ways — refused (:meth:`refuse`), executed
+        (``Runs._finish``) or interrupted on the way (:meth:`interrupted`) — and each
+        calls this once its state is settled, so a counting problem cannot leave the
+        run looking alive. A run killed outright (SIGKILL) is not counted.
+        """
+        Metrics(self.ctx).run_ended(self.plan.action_name, self.plan.env, status,
+                                    time.monotonic() - self.begun)
 
 
 class Runs:
@@ -353,7 +370,7 @@ class Runs:
                                          run_id, pid, start))
         except BaseException as exc:
             reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"error: {exc}"
-            attempt.interrupted({"reason": reason})
+            attempt.interrupted({"reason": reason}, _status_of(exc))
             raise
         outcome.errors = [ctx.redactor.text(e) for e in outcome.errors]
         outcome.warnings = [ctx.redactor.text(w) for w in outcome.warnings] + [
@@ -397,7 +414,15 @@ class Runs:
             "runner_status": outcome.status, "rc": outcome.rc, "stats": outcome.stats,
             "errors": outcome.errors, "error": error.to_dict() if error else None})
         self.ctx.db.runs.set_state(attempt.run_id, RunState.FINISHED)
+        attempt.ended(status)  # autoops metrics: count it (run_stats) and rewrite the file
         return status, error
+
+
+def _status_of(exc: BaseException) -> ExitStatus:
+    """The exit status a run stopped by ``exc`` ends with (for its count in the metrics)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return ExitStatus.INTERRUPTED
+    return exc.status if isinstance(exc, AutoopsError) else ExitStatus.INTERNAL_ERROR
 
 
 def _presented_grant(text: str | None) -> str | None:

@@ -30,6 +30,7 @@ from autoops.notify.transport import DeliveryError
 from autoops.notify.webhook import Webhook
 from autoops.services.alerting import Alerts
 from autoops.services.context import Context
+from autoops.services.metrics import Metrics
 from autoops.services.requests import RunRequest
 from autoops.services.running import Runs
 from autoops.watch import restarts
@@ -99,6 +100,8 @@ class Watch:
             outbox.enqueue(self.ctx.db.outbox, messages, notifiers, now)
             delivery = outbox.deliver(self.ctx.db.outbox, notifiers, env, self.ctx.clock)
         firing = [a for a in self.alerts.listing(env) if a["state"] == State.FIRING]
+        # autoops metrics: count this completed watch run (its status, as WatchResult's), rewrite the file
+        Metrics(self.ctx).watch_ended(env, ExitStatus.PLAYBOOK_FAILED if firing else ExitStatus.OK)
         return WatchResult(
             result.run_id, env, list(result.plan.hosts), firing,
             [{"alert": i.alert_id, "host": i.host, "check": i.check, "subject": i.subject,

@@ -25,6 +25,7 @@ from autoops.state.hosts import HostCache
 from autoops.state.locks import LockTable
 from autoops.state.outbox import OutboxTable
 from autoops.state.runs import RunTable
+from autoops.state.runstats import RunStatTable
 from autoops.state.samples import SampleTable
 from autoops.state.schema import MIGRATIONS
 
@@ -113,3 +114,4 @@ class StateDB:
         self.findings = FindingTable(self.database)
         self.outbox = OutboxTable(self.database)
         self.samples = SampleTable(self.database)
+        self.run_stats = RunStatTable(self.database)

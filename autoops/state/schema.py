@@ -152,4 +152,25 @@ MIGRATIONS = (
         PRIMARY KEY (env, host, series)
     );
     """,
+    # 7: counters behind `autoops metrics` (autoops.state.runstats), which must survive
+    #    the process: every finished guarded run by (action, env, exit status), with its
+    #    durations as histogram bucket counts (JSON), and every completed watch run
+    """
+    CREATE TABLE run_stats (
+        action TEXT NOT NULL,
+        env TEXT NOT NULL,
+        exit_status INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        seconds REAL NOT NULL,
+        buckets TEXT NOT NULL,
+        PRIMARY KEY (action, env, exit_status)
+    );
+    CREATE TABLE watch_stats (
+        env TEXT NOT NULL,
+        exit_status INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        last_ended REAL NOT NULL,
+        PRIMARY KEY (env, exit_status)
+    );
+    """,
 )
