@@ -437,3 +437,14 @@ class WatchBusyError(AutoopsError):
     default_remedy = ("Nothing to do: the running watch covers this environment (cron started "
                       "again before it ended; a longer interval avoids the overlap).")
 
+
+class ScheduleInvalidError(BadInputError):
+    """A schedule autoops will not write: nothing is installed, changed or removed.
+
+    A bad interval, an unknown environment, a path cron or systemd cannot carry safely,
+    a unit that does not verify, or a file autoops did not write itself.
+    """
+
+    code = "AUTOOPS-SCHEDULE-INVALID"
+    default_remedy = ("Use --every with minutes that divide an hour (1m 2m 3m 4m 5m 6m 10m 12m 15m "
+                      "20m 30m) or hours that divide a day (1h 2h 3h 4h 6h 8h 12h 24h).")

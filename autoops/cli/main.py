@@ -23,6 +23,7 @@ from autoops.cli import (
     lab,
     metrics,
     render,
+    schedule,
     secrets,
     views,
     watch,
@@ -37,11 +38,11 @@ from autoops.settings import Settings
 
 __all__ = ["build_parser", "main", "program", "vm_safe_argv", "vm_safe_main", "vm_safe_program"]
 
-GROUPS = (actions, audit, secrets, guards, watch, alerts, metrics, heartbeat, views, install, lab)
+GROUPS = (actions, audit, secrets, guards, watch, alerts, metrics, heartbeat, views, install, lab, schedule)
 """Command groups, in the order ``autoops --help`` lists them."""
 
 COMMANDS: dict[str, Handler] = {
-    name: handler for group in (actions, audit, lab, secrets, guards, watch, alerts, metrics, views)
+    name: handler for group in (actions, audit, lab, secrets, guards, watch, alerts, metrics, views, schedule)
     for name, handler in group.COMMANDS.items()}
 
 

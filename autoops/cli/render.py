@@ -542,3 +542,44 @@ def policy_text(envs: Mapping[str, Mapping[str, Any]]) -> str:
                    + f"; break-glass {visible(env['grants']['break_glass_max_expires_in'])}"
                    + src("grants"))
     return "\n".join(out)
+
+
+def schedule_text(doc: Mapping[str, Any]) -> str:
+    """``schedule install``: each file and whether it changed, what runs, where it logs."""
+    state = "written" if doc["changed"] else "unchanged"
+    lines = [(f"schedule {visible(doc['action'])} --env {visible(doc['env'])} every "
+              f"{visible(doc['every'])} ({visible(doc['kind'])}, as {visible(doc['user'])}): "
+              f"{state}")]
+    lines += [f"  {visible(path)}: {visible(change)}" for path, change in doc["files"].items()]
+    lines += [f"  removed the other kind's {visible(path)}" for path in doc["replaced"]]
+    lines.append("  runs: " + " ".join(visible(word) for word in doc["argv"]))
+    if doc["log"]:
+        lines.append(f"  log: {visible(doc['log'])}")
+    if doc["kind"] == "systemd":
+        lines.append("  verified with systemd-analyze" if doc["verified"] else
+                     "  not verified: systemd-analyze is not installed")
+        if doc["activated"]:
+            lines.append("  timer enabled and started")
+        else:
+            lines.append("  timer not enabled: " + (
+                "systemd is not running here" if not doc["systemd_running"] else
+                "the units are not in /etc/systemd/system"))
+    return "\n".join(lines)
+
+
+def schedule_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """``schedule list``: one line per schedule autoops installed."""
+    if not rows:
+        return "no schedules installed (`autoops schedule install --env ENV --every 5m`)"
+    active = {True: "active", False: "inactive", None: "-"}
+    return table([(r["kind"], r["env"], r["action"], r["every"], r["user"],
+                   active[r.get("active")], ", ".join(r["paths"])) for r in rows],
+                 ("KIND", "ENV", "ACTION", "EVERY", "USER", "TIMER", "PATH"))
+
+
+def schedule_removed_text(doc: Mapping[str, Any]) -> str:
+    """``schedule remove``: what went, and what stays because autoops did not write it."""
+    lines = [f"removed {visible(path)}" for path in doc["removed"]] or [
+        f"no schedule of {visible(doc['action'])} --env {visible(doc['env'])} to remove"]
+    lines += [f"kept {visible(path)}: autoops did not write it" for path in doc["kept"]]
+    return "\n".join(lines)
