@@ -41,6 +41,8 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     install.add_argument("--python", type=Path, default=Path(sys.executable),
                          help="an interpreter the service user can run (default: this one)")
     install.add_argument("--witness", help="audit witness URL (udp://…, tcp://…, unix:///dev/log)")
+    install.add_argument("--metrics-dir", type=Path,
+                         help="node_exporter's textfile directory for `autoops metrics`")
     ssub.add_parser("uninstall", parents=[common, config],
                     help="remove launcher, sudoers entry and config (keeps account and state)")
     ssub.add_parser("status", parents=[common, config], help="check an installation")
@@ -59,7 +61,8 @@ def cmd_service(args: argparse.Namespace, output: Output, _settings: Settings | 
             project_dir=args.project.resolve(), python=args.python, user=args.user,
             operators=args.group, home=args.home, state_dir=args.state_dir,
             config_dir=args.config_dir, launcher=args.launcher, sudoers=args.sudoers,
-            config=args.config, witness=args.witness))
+            config=args.config, witness=args.witness,
+            metrics_dir=args.metrics_dir.resolve() if args.metrics_dir else None))
         output.text("\n".join(f"{what}: {change}" for what, change in doc["changes"].items())
                     + f"\nentry: {doc['entry']}\nfleet SSH public key: {doc['ssh_public_key']}")
     elif sub == "uninstall":

@@ -55,13 +55,15 @@ class InstallOptions:
     sudoers: Path = Path("/etc/sudoers.d/autoops")
     config: Path = SERVICE_CONFIG_PATH
     witness: str | None = None
+    metrics_dir: Path | None = None  # node_exporter's textfile directory (autoops metrics)
 
     def service_config(self) -> ServiceConfig:
         return ServiceConfig(path=self.config, user=self.user, operators=self.operators,
                              project_dir=self.project_dir,
                              state_dir=self.state_dir or self.home / "state",
                              config_dir=self.config_dir or self.home / "config",
-                             witness=self.witness, launcher=self.launcher, sudoers=self.sudoers)
+                             witness=self.witness, launcher=self.launcher, sudoers=self.sudoers,
+                             metrics_dir=self.metrics_dir)
 
 
 def launcher_text(python: Path, config: Path) -> str:

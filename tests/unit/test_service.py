@@ -5,7 +5,7 @@ import subprocess
 from pathlib import Path
 
 from autoops.settings import SERVICE_CONFIG_VAR
-from autoops.setup.service import launcher_text, sudoers_text
+from autoops.setup.service import InstallOptions, launcher_text, sudoers_text
 from tests.conftest import needs
 
 
@@ -37,3 +37,14 @@ def test_the_sudoers_entry_validates_and_allows_only_the_launcher(tmp_path: Path
     assert rules[1].endswith("env_reset, !setenv")
     assert rules[2].startswith("%autoops-operators ALL=(autoops) NOPASSWD: AUTOOPS_")
     assert "ALL\n" not in text.split("NOPASSWD:")[1]
+
+
+def test_install_options_carry_the_metrics_dir_into_the_config(tmp_path: Path) -> None:
+    """Re-running `service install --metrics-dir` must not drop where metrics go."""
+    opts = InstallOptions(project_dir=tmp_path, python=Path("/usr/bin/python3"),
+                          metrics_dir=Path("/var/lib/node_exporter/textfile"))
+    config = opts.service_config()
+    assert config.metrics_dir == Path("/var/lib/node_exporter/textfile")
+    assert config.to_dict()["metrics_dir"] == "/var/lib/node_exporter/textfile"
+    assert InstallOptions(project_dir=tmp_path, python=Path("/usr/bin/python3")
+                          ).service_config().metrics_dir is None
