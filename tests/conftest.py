@@ -260,6 +260,14 @@ def run_script(settings: Settings, *argv: str, script: str = "autoops",
 
 
 @pytest.fixture
+def textfile_dir(tmp_path: Path) -> Path:
+    """A node_exporter textfile directory for ``autoops metrics``."""
+    path = tmp_path / "textfile"
+    path.mkdir(mode=0o755)
+    return path
+
+
+@pytest.fixture
 def supervisor(project: Path, tmp_path: Path) -> Iterator[Path]:
     """A real supervisord running one program, autoops-demo, wired into the local inventory."""
     base = tmp_path / "sup"

@@ -24,13 +24,6 @@ needs_promtool = needs(PROMTOOL.exists(), "promtool (Debian's prometheus package
 
 
 @pytest.fixture
-def textfile_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "textfile"
-    path.mkdir(mode=0o755)
-    return path
-
-
-@pytest.fixture
 def metered(settings: Settings, textfile_dir: Path) -> Settings:
     return dataclasses.replace(settings, metrics_dir=textfile_dir)
 

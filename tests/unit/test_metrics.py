@@ -186,13 +186,6 @@ def test_counters_survive_a_reopen_of_state_db(tmp_path: Path) -> None:
 # -- the service: where the file goes --------------------------------------------------
 
 @pytest.fixture
-def textfile_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "textfile"
-    path.mkdir(mode=0o755)
-    return path
-
-
-@pytest.fixture
 def app(settings: Settings, textfile_dir: Path) -> Autoops:
     return Autoops(dataclasses.replace(settings, metrics_dir=textfile_dir), clock=lambda: NOW)
 
