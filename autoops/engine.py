@@ -25,6 +25,7 @@ from autoops.services.overview import Overview
 from autoops.services.recovery import Recovery
 from autoops.services.requests import RunRequest, RunResult
 from autoops.services.running import ResultCallback, Runs
+from autoops.services.scheduling import Scheduling
 from autoops.services.secrets import SecretsAdmin
 from autoops.services.stopping import EmergencyStop
 from autoops.services.watching import Watch
@@ -49,6 +50,7 @@ class Autoops:
         self.alerts = Alerts(self.context)
         self.watch = Watch(self.context, self.runs, self.alerts)
         self.metrics = Metrics(self.context)
+        self.scheduling = Scheduling(self.context)
         self.overview = Overview(self.context, self.recovery, self.runs, self.approvals)
 
     @property

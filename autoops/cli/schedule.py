@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -11,10 +10,8 @@ from autoops.cli import render
 from autoops.cli.args import Parser
 from autoops.cli.output import Handler, Output
 from autoops.engine import Autoops
-from autoops.errors import ScheduleInvalidError
 from autoops.exits import ExitStatus
-from autoops.services.context import Context
-from autoops.settings import SERVICE_CONFIG_PATH, ServiceConfig, Settings
+from autoops.settings import SERVICE_CONFIG_PATH
 from autoops.setup import schedule
 
 
@@ -50,43 +47,19 @@ def cmd_schedule(app: Autoops, args: argparse.Namespace, output: Output,
     sub = args.schedule_command
     doc: Any
     if sub == "install":
-        every = schedule.parse_interval(args.every)
-        settings = _for_service(app.settings, args.service_config)
-        ctx = app.context if settings is app.settings else Context(settings)
-        env = ctx.scope(args.env)
-        if env not in ctx.catalog.get(args.action).environments:
-            raise ScheduleInvalidError(f"catalog.yml does not let {args.action} run in {env}",
-                                       remedy=f"Add {env} to the environments of {args.action}.")
-        job = schedule.job_for(settings, args.action, env, every)
-        doc = schedule.install(job, args.kind, units_dir=args.units_dir, cron_dir=args.cron_dir)
+        doc = app.scheduling.install(args.action, args.env, args.every, args.kind,
+                                     units_dir=args.units_dir, cron_dir=args.cron_dir,
+                                     service_config=args.service_config)
         output.text(render.schedule_text(doc))
     elif sub == "list":
-        doc = {"schedules": schedule.listing(args.units_dir, args.cron_dir)}
+        doc = {"schedules": app.scheduling.listing(args.units_dir, args.cron_dir)}
         output.text(render.schedule_table(doc["schedules"]))
     else:
-        doc = schedule.remove(args.action, args.env, units_dir=args.units_dir,
-                              cron_dir=args.cron_dir)
+        doc = app.scheduling.remove(args.action, args.env, units_dir=args.units_dir,
+                                    cron_dir=args.cron_dir)
         output.text(render.schedule_removed_text(doc))
     output.document(doc)
     return ExitStatus.OK
-
-
-def _for_service(settings: Settings, config: Path | None) -> Settings:
-    """Root, on a service-mode machine, schedules the service user's watch, not its own.
-
-    Root is never in service mode itself (only the service account is), yet only root
-    can write /etc/cron.d and /etc/systemd/system: ``--service-config`` reads the trusted,
-    root-owned config and schedules what the service would run.
-    """
-    if config is None:
-        return settings
-    if settings.service is not None:
-        raise ScheduleInvalidError("--service-config: this is service mode already",
-                                   remedy="Leave out --service-config.")
-    service = ServiceConfig.load(config)
-    return dataclasses.replace(settings, project_dir=service.project_dir,
-                               state_dir=service.state_dir, config_dir=service.config_dir,
-                               service=service)
 
 
 COMMANDS: dict[str, Handler] = {"schedule": cmd_schedule}

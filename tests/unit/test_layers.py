@@ -34,7 +34,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "lab": FOUNDATION | {"lab", "settings"},
     "setup": FOUNDATION | {"setup", "settings"},
     "services": FOUNDATION | {"services", "core", "guard", "state", "audit", "secrets", "run",
-                              "settings", "watch", "notify"},
+                              "settings", "watch", "notify", "setup"},
     "engine": FOUNDATION | {"core", "guard", "state", "audit", "secrets", "run", "settings",
                             "services"},
     "cli": FOUNDATION | {"cli", "engine", "services", "settings", "core", "lab", "setup", "watch"},
