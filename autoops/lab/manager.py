@@ -1,10 +1,12 @@
 """``autoops lab up|status|down``: real SSH hosts as containers on this machine's loopback.
 
 Each host is a container of the lab image with its own filesystem, hostname, users and
-processes, running supervisord (PID 1) with sshd on 127.0.0.1:PORT and a demo service.
-The host network is shared, so nothing but loopback is ever addressed. ``up`` writes
-``inventories/lab`` (git-ignored) so every action runs with ``--env lab``; host keys are
-collected with ssh-keyscan, so host key checking stays on.
+processes, running supervisord (PID 1) with sshd on 127.0.0.1:PORT and the operator's
+stack (the demo app behind Caddy, cron, a crash loop to switch on) on ports derived from
+PORT. The host network is shared, so nothing but loopback is ever addressed. ``up``
+writes ``inventories/lab`` (git-ignored) so every action runs with ``--env lab``, with
+what ``autoops watch`` should read on each host; host keys are collected with
+ssh-keyscan, so host key checking stays on.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from autoops.settings import Settings
 
 LABEL = "autoops.lab"
 BASE_PORT = 22200
+PORT_SPAN = min(image.PORT_OFFSETS.values())  # SSH ports never reach a host's other ports
 MAX_HOSTS = 200
 Progress = Callable[[str], None]
 
@@ -40,6 +43,11 @@ class LabHost:
     group: str
     port: int
     container: str
+
+    @property
+    def ports(self) -> dict[str, int]:
+        """The stack's ports on this host (app, http, https), besides SSH's ``port``."""
+        return image.host_ports(self.port)
 
 
 @dataclass(frozen=True)
@@ -97,6 +105,10 @@ def up(paths: LabPaths, layout: list[tuple[str, str]], progress: Progress) -> di
     _keypair(paths.key)
     pubkey = paths.key.with_suffix(".pub").read_text().strip()
     ports = _free_ports(len(layout))
+    if len(ports) < len(layout):
+        raise LabError(f"only {len(ports)} of {len(layout)} hosts' ports are free on 127.0.0.1 "
+                       f"({BASE_PORT} to {BASE_PORT + PORT_SPAN - 1} and their offsets)",
+                       remedy="Stop what listens there, or another lab (`autoops lab down`).")
     hosts = [LabHost(name, group, port, f"autoops-lab-{name}")
              for (name, group), port in zip(layout, ports, strict=True)]
     _save(paths, engine, tag, hosts)  # before containers exist: `down` can always clean up
@@ -105,6 +117,7 @@ def up(paths: LabPaths, layout: list[tuple[str, str]], progress: Progress) -> di
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(lambda h: _start(engine, tag, h, pubkey), hosts))
     _wait_for_ssh(hosts, paths.known_hosts, progress)
+    _wait_for_stack(hosts, progress)
     write_inventory(paths, hosts)
     took, hosts_took = time.monotonic() - started, time.monotonic() - hosts_started
     progress(f"lab: {len(hosts)} host(s) up in {took:.1f}s ({hosts_took:.1f}s for the hosts "
@@ -119,17 +132,23 @@ def _keypair(key: Path) -> None:
 
 
 def _free_ports(count: int) -> list[int]:
+    """SSH ports whose host's every port (SSH, app, http, https) is free on loopback."""
     ports: list[int] = []
-    port = BASE_PORT
-    while len(ports) < count and port < 65000:
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-                ports.append(port)
-            except OSError:
-                pass
-        port += 1
+    for port in range(BASE_PORT, BASE_PORT + PORT_SPAN):
+        if len(ports) == count:
+            break
+        if all(_bindable(p) for p in (port, *image.host_ports(port).values())):
+            ports.append(port)
     return ports
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _start(engine: Engine, tag: str, host: LabHost, pubkey: str) -> None:
@@ -139,10 +158,14 @@ def _start(engine: Engine, tag: str, host: LabHost, pubkey: str) -> None:
                   tag, "/usr/local/sbin/autoops-lab-init", str(host.port))
 
 
-def _wait_for_ssh(hosts: list[LabHost], known_hosts: Path, progress: Progress,
-                  timeout: float = 120) -> None:
+def _deadline(hosts: list[LabHost]) -> float:
+    """Two minutes, longer for a big lab: fifty hosts boot their stacks on two cores."""
+    return time.monotonic() + max(120.0, 3.0 * len(hosts))
+
+
+def _wait_for_ssh(hosts: list[LabHost], known_hosts: Path, progress: Progress) -> None:
     lines: list[str] = []
-    deadline = time.monotonic() + timeout
+    deadline = _deadline(hosts)
     for host in hosts:
         while True:
             scan = subprocess.run(["ssh-keyscan", "-T", "2", "-t", "ed25519", "-p",
@@ -159,11 +182,65 @@ def _wait_for_ssh(hosts: list[LabHost], known_hosts: Path, progress: Progress,
     progress(f"lab: SSH answers on {len(hosts)} host(s)")
 
 
+def _wait_for_stack(hosts: list[LabHost], progress: Progress) -> None:
+    """Until Caddy listens on every host: a watch right after ``up`` sees a running stack."""
+    deadline = _deadline(hosts)
+    for host in hosts:
+        for kind in ("http", "https"):
+            port = host.ports[kind]
+            while not _listens(port):
+                if time.monotonic() > deadline:
+                    raise LabError(f"{host.name}'s Caddy does not listen on {kind} port {port}",
+                                   remedy=f"docker exec {host.container} supervisorctl tail "
+                                          "caddy stderr")
+                time.sleep(0.2)
+    progress(f"lab: Caddy answers on {len(hosts)} host(s)")
+
+
+def _listens(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def watch_vars() -> dict[str, Any]:
+    """What ``autoops watch --env lab`` reads on every host: the lab's whole stack.
+
+    Quick to fire (two readings) so that a failure induced by hand or by a fleet test
+    shows within a minute; the crash loop's window is one minute so that it also ends
+    soon after the flag is removed. Load is the machine's (the hosts share its CPUs),
+    so only an extreme one is news. Caddy's internal CA issues 12-hour certificates
+    and renews them at a third left: any days left are fine in the lab.
+    """
+    supervised = {"manager": "supervisord"}
+    return {
+        "watch_fail_after": 2,
+        "watch_recover_after": 2,
+        "watch_load_warning_per_cpu": 6.0,
+        "watch_load_critical_per_cpu": 12.0,
+        "watch_services": [
+            {"name": "autoops-demo", **supervised},
+            {"name": "caddy", **supervised},
+            {"name": "cron", **supervised},
+            {"name": "autoops-crashloop", **supervised, "restarts": 2, "within_minutes": 1},
+        ],
+        "watch_proxy_logs": [{"path": image.ACCESS_LOG, "window_minutes": 2,
+                              "min_requests": 5}],
+        "watch_heartbeats": [{"name": "lab-tick", "schedule": "* * * * *",
+                              "file": image.HEARTBEAT_FILE, "grace": "2m"}],
+        "watch_tls_endpoints": [{"host": "127.0.0.1", "port": "{{ lab_https_port }}",
+                                 "warning_days": 0, "critical_days": 0}],
+    }
+
+
 def write_inventory(paths: LabPaths, hosts: list[LabHost]) -> None:
     groups: dict[str, dict[str, Any]] = {}
     for host in hosts:
         groups.setdefault(host.group, {"hosts": {}})["hosts"][host.name] = {
-            "ansible_port": host.port}
+            "ansible_port": host.port,
+            **{f"lab_{kind}_port": port for kind, port in host.ports.items()}}
     inv = paths.inventory_dir
     (inv / "group_vars" / "all").mkdir(parents=True, exist_ok=True)
     (inv / "hosts.yml").write_text("---\n# Written by `autoops lab up`; removed by `lab down`.\n"
@@ -186,6 +263,10 @@ def write_inventory(paths: LabPaths, hosts: list[LabHost]) -> None:
     }
     (inv / "group_vars" / "all" / "main.yml").write_text(
         "---\n# Written by `autoops lab up`.\n" + yaml.safe_dump(common, sort_keys=True))
+    (inv / "group_vars" / "all" / "watch.yml").write_text(
+        "---\n# Written by `autoops lab up`: what `autoops watch --env lab` reads on each "
+        "host.\n# Override per host in host_vars/NAME.yml (roles/watch/meta/argument_specs.yml"
+        ").\n" + yaml.safe_dump(watch_vars(), sort_keys=False))
 
 
 def _save(paths: LabPaths, engine: Engine, tag: str, hosts: list[LabHost]) -> None:
@@ -220,7 +301,9 @@ def status(paths: LabPaths) -> dict[str, Any]:
         states[name] = state
     memory = _memory(engine, list(states))
     hosts = [{**h, "state": states.get(h["container"], "missing"),
-              "memory_mib": memory.get(h["container"])} for h in record["hosts"]]
+              "memory_mib": memory.get(h["container"]),
+              **{f"{kind}_port": port for kind, port in image.host_ports(h["port"]).items()}}
+             for h in record["hosts"]]
     return {"up": True, "engine": record["engine"], "image": record["image"], "hosts": hosts,
             "inventory": str(paths.inventory_dir)}
 
