@@ -101,10 +101,47 @@ def test_nobody_knowing_a_service_says_why_in_plain_words(conf: str, tmp_path: P
     got = readers.read_service({"name": "autoops-demo", "supervisor_config": conf},
                                FakeRun({}), False)
     assert "supervisord is not installed; Docker is not installed" in got["detail"]
+    other = "web                              STOPPED   Not started\n"
     got = readers.read_service({"name": "app", "supervisor_config": conf}, FakeRun(
-        {"supervisorctl": (4, "", "app: ERROR (no such process)"),
+        {"supervisorctl": (3, other, ""),
          "docker": (1, "", "Error: No such container: app")}), False)
     assert "supervisord has no program app; Docker has no container app" in got["detail"]
+    refused = "unix:///var/run/supervisor.sock no such file"
+    got = readers.read_service({"name": "app", "manager": "supervisord",
+                                "supervisor_config": conf},
+                               FakeRun({"supervisorctl": (4, refused, "")}), False)
+    assert got["detail"].endswith(f"supervisord is not running ({refused})")
+
+
+def test_supervisord_is_asked_once_for_every_program_of_a_reading(conf: str) -> None:
+    listing = ("app                              RUNNING   pid 77, uptime 0:01:02\n"
+               "worker                           FATAL     Exited too quickly\n")
+    run = FakeRun({"supervisorctl": (3, listing, "")})
+    asked: dict[str, Any] = {}
+    got = [readers.read_service({"name": name, "manager": "supervisord",
+                                 "supervisor_config": conf}, run, False, asked)
+           for name in ("app", "worker", "gone")]
+    assert [(g["known"], g["state"]) for g in got] == [(True, "RUNNING"), (True, "FATAL"),
+                                                        (False, None)]
+    assert run.calls == [["supervisorctl", "-c", conf, "status"]]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("[supervisorctl]\nserverurl=unix:///var/run/supervisor.sock ; use a unix:// URL\n",
+     "/var/run/supervisor.sock"),  # Debian's default, comment included
+    ("[unix_http_server]\nfile=%(here)s/s.sock\n", "HERE/s.sock"),
+    ("[unix_http_server]\nfile=/run/a.sock\n[supervisorctl]\nserverurl=unix:///run/b.sock\n",
+     "/run/b.sock"),  # what supervisorctl uses wins
+    ("[supervisorctl]\nserverurl=http://127.0.0.1:9001\n", None),  # not ours to ask
+    ("[supervisorctl]\n", None),
+    ("not an ini file", None),
+])
+def test_the_socket_is_the_one_supervisorctl_would_use(tmp_path: Path, text: str,
+                                                       expected: str | None) -> None:
+    conf = tmp_path / "supervisord.conf"
+    conf.write_text(text)
+    want = expected.replace("HERE", str(tmp_path)) if expected else None
+    assert readers.supervisor_socket(str(conf)) == want
 
 
 @pytest.mark.parametrize("name", ["a b", "$(reboot)", "-x", "", "a" * 65, "x;y"])

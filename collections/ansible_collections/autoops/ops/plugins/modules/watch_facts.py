@@ -113,10 +113,11 @@ def main() -> None:
         module.fail_json(msg="cannot read host state: %s" % exc)
     at = now()
     has_systemd = systemd_running()
+    asked: dict[str, Any] = {}  # what one service manager said, for every service it runs
     reading.update(
         kind="watch", time=at, systemd=has_systemd,
         services=[read_service({"supervisor_config": params["supervisor_config"], **s}, run,
-                               has_systemd) for s in params["services"]],
+                               has_systemd, asked) for s in params["services"]],
         proxy_logs=[read_access_log(p, at) for p in params["proxy_logs"]],
         heartbeats=[read_heartbeat(h, params["heartbeat_dir"]) for h in params["heartbeats"]],
         tls=[read_certificate(t) for t in params["tls"]],
