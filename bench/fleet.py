@@ -1,19 +1,32 @@
-"""Benchmark: the health playbook on N lab hosts, three ways, in one run.
+"""Benchmark: one action's playbook on N lab hosts, several ways, in one run.
 
+0. for ``--action watch``, the baseline: the same checks as one would write them without
+   autoops (``bench/plain/watch-tasks.yml``: facts, one task per reading, asserts), with
+   plain ansible-playbook at Ansible's defaults,
 1. plain ansible-playbook at Ansible's default settings (only the content paths set),
 2. ansible-playbook with this repository's tuned ansible.cfg,
-3. autoops run health --env lab.
-Prints wall time, controller CPU (children user+sys) and ratios to (1). Needs a lab
-with at least max(N) hosts: `autoops lab up --hosts 50`. Not a test: nothing asserts.
+3. ``autoops run ACTION --env lab`` (gate, audit, ansible-runner),
+4. for ``--action watch`` on the whole lab: ``autoops watch --env lab``, the full loop
+   (readings, judging on the controller, findings in state.db, metrics, notices).
+With ``--mitogen`` (needs ``.venv/bin/pip install mitogen``), ways 2 and 3 run again with
+Mitogen's ``mitogen_linear`` strategy: plain ansible-playbook through ANSIBLE_STRATEGY, and
+autoops (which drops inherited ANSIBLE_* variables) from a copy of this project whose
+ansible.cfg names the strategy, as an operator would set it. Prints wall time,
+controller CPU (children user+sys) and ratios to the first way. Needs a lab with at least max(N)
+hosts: ``autoops lab up --hosts 50``. Not a test: nothing asserts. Every way starts cold
+(no SSH control masters).
 
-    .venv/bin/python bench/fleet.py --hosts 10 50 --runs 1
+    .venv/bin/python bench/fleet.py --action watch --hosts 50 --runs 3
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -23,6 +36,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+Way = tuple[list[str], dict[str, str]]
 
 
 def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int]:
@@ -35,29 +49,84 @@ def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int]:
         proc.returncode
 
 
+def lab_size() -> int:
+    hosts = json.loads(subprocess.run(
+        [str(BIN / "ansible-inventory"), "-i", "inventories/lab", "--list"], cwd=REPO,
+        check=True, capture_output=True, text=True).stdout)["_meta"]["hostvars"]
+    return len(hosts)
+
+
+def mitogen_strategies() -> str:
+    spec = importlib.util.find_spec("ansible_mitogen")
+    if spec is None or not spec.submodule_search_locations:
+        sys.exit("--mitogen: ansible_mitogen is not installed (.venv/bin/pip install mitogen)")
+    return str(Path(next(iter(spec.submodule_search_locations))) / "plugins" / "strategy")
+
+
+def mitogen_project(strategies: str) -> Path:
+    """A copy of this project (lab inventory included) whose ansible.cfg uses Mitogen."""
+    copy = Path(tempfile.mkdtemp()) / "project"
+    shutil.copytree(REPO, copy, symlinks=True,
+                    ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.egg-info"))
+    cfg = copy / "ansible.cfg"
+    cfg.write_text(cfg.read_text().replace(
+        "[defaults]\n", f"[defaults]\nstrategy_plugins = {strategies}\n"
+        "strategy = mitogen_linear\n", 1))
+    return copy
+
+
+def ways_for(action: str, count: int, size: int, envs: dict[str, dict[str, str]]) -> dict[str, Way]:
+    limit = f"all[0:{count - 1}]"
+    playbook = [str(BIN / "ansible-playbook"), "-i", "inventories/lab", "--limit", limit,
+                f"playbooks/{action}.yml"]
+    run = [str(BIN / "autoops"), "run", action, "--env", "lab", "--limit", limit]
+    ways: dict[str, Way] = {}
+    if action == "watch":
+        ways["ansible-playbook, defaults, task by task"] = (
+            [*playbook[:-1], "bench/plain/watch-tasks.yml"], envs["defaults"])
+    ways |= {
+        "ansible-playbook, defaults": (playbook, envs["defaults"]),
+        "ansible-playbook, tuned cfg": (playbook, envs["tuned"]),
+        f"autoops run {action}": (run, envs["tuned"]),
+    }
+    if action == "watch" and count == size:
+        ways["autoops watch (whole loop)"] = (
+            [str(BIN / "autoops"), "watch", "--env", "lab", "--json"], envs["tuned"])
+    if "mitogen" in envs:
+        ways["ansible-playbook, tuned, mitogen"] = (playbook, envs["mitogen"])
+        ways[f"autoops run {action}, mitogen"] = (run, envs["autoops mitogen"])
+    return ways
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--action", choices=["health", "watch"], default="health")
     parser.add_argument("--hosts", type=int, nargs="+", default=[10, 50])
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--mitogen", action="store_true",
+                        help="also run ways 2 and 3 with Mitogen's mitogen_linear strategy")
     args = parser.parse_args()
+    size = lab_size()
+    if max(args.hosts) > size:
+        sys.exit(f"the lab has {size} hosts; `autoops lab up --hosts {max(args.hosts)}` first")
     empty_cfg = Path(tempfile.mkdtemp()) / "ansible.cfg"
     empty_cfg.write_text("[defaults]\n")
     base = {**os.environ, "AUTOOPS_STATE_DIR": os.environ.get("AUTOOPS_STATE_DIR", "")}
-    defaults_env = {**base, "ANSIBLE_CONFIG": str(empty_cfg),
-                    "ANSIBLE_ROLES_PATH": str(REPO / "roles"),
-                    "ANSIBLE_COLLECTIONS_PATH": str(REPO / "collections"),
-                    "ANSIBLE_FILTER_PLUGINS": str(REPO / "filter_plugins")}
-    tuned_env = {**base, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
+    envs = {
+        "defaults": {**base, "ANSIBLE_CONFIG": str(empty_cfg),
+                     "ANSIBLE_ROLES_PATH": str(REPO / "roles"),
+                     "ANSIBLE_COLLECTIONS_PATH": str(REPO / "collections"),
+                     "ANSIBLE_FILTER_PLUGINS": str(REPO / "filter_plugins")},
+        "tuned": {**base, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")},
+    }
+    if args.mitogen:
+        strategies = mitogen_strategies()
+        envs["mitogen"] = {**envs["tuned"], "ANSIBLE_STRATEGY_PLUGINS": strategies,
+                           "ANSIBLE_STRATEGY": "mitogen_linear"}
+        envs["autoops mitogen"] = {**envs["tuned"],
+                                   "AUTOOPS_PROJECT_DIR": str(mitogen_project(strategies))}
     for count in args.hosts:
-        limit = f"all[0:{count - 1}]"
-        playbook = [str(BIN / "ansible-playbook"), "-i", "inventories/lab", "--limit", limit,
-                    "playbooks/health.yml"]
-        ways = {
-            "ansible-playbook, defaults": (playbook, defaults_env),
-            "ansible-playbook, tuned cfg": (playbook, tuned_env),
-            "autoops run": ([str(BIN / "autoops"), "run", "health", "--env", "lab", "--limit",
-                             limit], tuned_env),
-        }
+        ways = ways_for(args.action, count, size, envs)
         samples: dict[str, list[tuple[float, float, int]]] = {w: [] for w in ways}
         for _ in range(args.runs):
             for name, (cmd, env) in ways.items():
@@ -66,12 +135,12 @@ def main() -> None:
         first = next(iter(samples.values()))
         base_wall = statistics.median(s[0] for s in first)
         base_cpu = statistics.median(s[1] for s in first)
-        print(f"\nhealth on {count} lab hosts, {args.runs} cold run(s) each, medians")
+        print(f"\n{args.action} on {count} lab hosts, {args.runs} cold run(s) each, medians")
         for name, runs in samples.items():
             wall = statistics.median(s[0] for s in runs)
             cpu = statistics.median(s[1] for s in runs)
             rcs = sorted({s[2] for s in runs})
-            print(f"  {name:<28} wall {wall:6.1f}s ({wall / base_wall:4.2f}x)  "
+            print(f"  {name:<42} wall {wall:6.1f}s ({wall / base_wall:4.2f}x)  "
                   f"cpu {cpu:6.1f}s ({cpu / base_cpu:4.2f}x)  exit {rcs}")
 
 
