@@ -30,7 +30,7 @@ from autoops.notify.webhook import sign
 from tests.conftest import run_cli, run_script
 from tests.fleet.conftest import Lab
 from tests.integration.conftest import wait_for
-from tests.integration.receivers import Receiver
+from tests.integration.receivers import Receiver, serving
 
 pytestmark = pytest.mark.fleet
 TOKEN = "424242:lab-watch-token"
@@ -79,11 +79,8 @@ def hooked(hook: Receiver, since: int = 0) -> list[tuple[str, Key, str]]:
 
 
 def serve() -> Iterator[Receiver]:
-    server = Receiver()
-    server.thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving() as server:
+        yield server
 
 
 receiver = pytest.fixture(scope="module", name="receiver")(serve)

@@ -18,7 +18,7 @@ from autoops.audit.log import AuditLog
 from autoops.engine import Autoops
 from autoops.settings import Settings
 from autoops.state.db import StateDB
-from tests.integration.receivers import Receiver
+from tests.integration.receivers import Receiver, serving
 
 pytestmark = pytest.mark.integration
 
@@ -155,8 +155,5 @@ class ProcessWatch(threading.Thread):
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     """A Telegram-compatible (and webhook) HTTP receiver on loopback."""
-    server = Receiver()
-    server.thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving() as server:
+        yield server

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -43,3 +45,15 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *_args: object) -> None:
         return
+
+
+@contextmanager
+def serving() -> Iterator[Receiver]:
+    """A started receiver, shut down and closed afterwards."""
+    server = Receiver()
+    server.thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
