@@ -20,6 +20,7 @@ from autoops.services.approving import Approvals
 from autoops.services.auditing import Audit
 from autoops.services.context import Context
 from autoops.services.granting import Grants
+from autoops.services.healing import Healing
 from autoops.services.metrics import Metrics
 from autoops.services.overview import Overview
 from autoops.services.recovery import Recovery
@@ -51,6 +52,7 @@ class Autoops:
         self.watch = Watch(self.context, self.runs, self.alerts)
         self.metrics = Metrics(self.context)
         self.scheduling = Scheduling(self.context)
+        self.healing = Healing(self.context)
         self.overview = Overview(self.context, self.recovery, self.runs, self.approvals)
 
     @property

@@ -352,6 +352,18 @@ class ApproverNotAllowedError(ApprovalError):
                       "(`autoops policy show --env ENV`).")
 
 
+class RunbookInvalidError(BadInputError):
+    code = "AUTOOPS-RUNBOOK-INVALID"
+    default_remedy = ("Fix the runbook at the line shown; the README's Runbooks section "
+                      "documents its keys.")
+
+
+class ReplayInvalidError(BadInputError):
+    code = "AUTOOPS-REPLAY-INVALID"
+    default_remedy = ("Give JSON lines of findings, each with at, env, host, check, subject "
+                      "and severity (README: Runbooks).")
+
+
 class ContentInvalidError(BadInputError):
     """The content a run would read cannot be trusted (a symlink out of the project …)."""
 

@@ -25,7 +25,8 @@ from autoops.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 CONTENT = ("ansible.cfg", "catalog.yml", "policy.yml", "playbooks", "roles", "collections",
-           "filter_plugins", "inventories", "sops-rules.yaml", ".pre-commit-config.yaml")
+           "filter_plugins", "inventories", "runbooks", "sops-rules.yaml",
+           ".pre-commit-config.yaml")
 VENV_BIN = Path(sys.executable).parent
 # Built lab root filesystems are shared by every test (and with the operator's cache).
 CACHE_DIR = Settings.from_environ().cache_dir

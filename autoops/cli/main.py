@@ -23,6 +23,7 @@ from autoops.cli import (
     lab,
     metrics,
     render,
+    runbooks,
     schedule,
     secrets,
     views,
@@ -38,11 +39,13 @@ from autoops.settings import Settings
 
 __all__ = ["build_parser", "main", "program", "vm_safe_argv", "vm_safe_main", "vm_safe_program"]
 
-GROUPS = (actions, audit, secrets, guards, watch, alerts, metrics, heartbeat, views, install, lab, schedule)
+GROUPS = (actions, audit, secrets, guards, watch, alerts, metrics, heartbeat, views, install, lab,
+          schedule, runbooks)
 """Command groups, in the order ``autoops --help`` lists them."""
 
 COMMANDS: dict[str, Handler] = {
-    name: handler for group in (actions, audit, lab, secrets, guards, watch, alerts, metrics, views, schedule)
+    name: handler for group in (actions, audit, lab, secrets, guards, watch, alerts, metrics, views,
+                                schedule, runbooks)
     for name, handler in group.COMMANDS.items()}
 
 

@@ -583,3 +583,32 @@ def schedule_removed_text(doc: Mapping[str, Any]) -> str:
         f"no schedule of {visible(doc['action'])} --env {visible(doc['env'])} to remove"]
     lines += [f"kept {visible(path)}: autoops did not write it" for path in doc["kept"]]
     return "\n".join(lines)
+
+
+def runbooks_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """``runbooks list``: one line per runbook, in the order they are tried."""
+    if not rows:
+        return "no runbooks (runbooks/*.yml; README: Runbooks)"
+    return table([(r["name"], r["check"], ",".join(r["severity"]), ",".join(r["environments"]),
+                   " then ".join(r["steps"]),
+                   f"{r['breaker']['attempts']} per {r['breaker']['within']}")
+                  for r in rows], ("RUNBOOK", "CHECK", "SEVERITY", "ENV", "STEPS", "BREAKER"))
+
+
+def replay_text(doc: Mapping[str, Any]) -> str:
+    """``runbooks replay``: each recorded finding, and what it would lead to (dry run)."""
+    lines = []
+    for choice in doc["choices"]:
+        head = f"{visible(choice['at'])}  {visible(choice['finding'])}\n  -> {choice['outcome']}"
+        if choice["runbook"]:
+            head += f" ({visible(choice['runbook'])})"
+        if choice["reason"]:
+            head += f": {visible(choice['reason'])}"
+        lines.append(head)
+        lines += [f"     {visible(s['action'])} "
+                  + " ".join(f"{visible(k)}={visible(v)}" for k, v in s["params"].items())
+                  + (f"  [refused: {visible(s['refused'])}]" if s["refused"] else "")
+                  for s in choice["steps"]]
+    counts = ", ".join(f"{n} {k}" for k, n in doc["outcomes"].items()) or "no findings"
+    lines.append(f"dry run, nothing ran: {counts}")
+    return "\n".join(lines)

@@ -3,7 +3,7 @@
 ``running`` (plan, decide, run), ``recovery`` (runs whose autoops died), ``stopping``
 (halt, resume), ``granting``, ``approving``, ``secrets``, ``auditing``, ``overview``
 (read-only views), ``watching`` and ``alerting`` (findings and the people who answer
-them), ``metrics`` and ``scheduling``. They compose ``core``, ``guard``, ``state``,
-``audit``, ``secrets``, ``run``, ``watch``, ``notify`` and ``setup``; only
-``autoops.engine`` and the CLI import them.
+them), ``metrics``, ``scheduling`` and ``healing`` (runbooks). They compose ``core``,
+``guard``, ``state``, ``audit``, ``secrets``, ``run``, ``watch``, ``notify``, ``heal``
+and ``setup``; only ``autoops.engine`` and the CLI import them.
 """

@@ -27,8 +27,8 @@ EXAMPLE_ENVS = ("local", "staging", "production")
 # skeleton without its roles is a broken build, not a smaller one. Not in it:
 # grant-keys/ and the lab inventory (one repository's own keys and hosts), other
 # environments' inventories, and other collections than autoops' own.
-ROOTS = ("ansible.cfg", "catalog.yml", "policy.yml", "playbooks", "roles", "filter_plugins",
-         "collections/requirements.yml", "collections/ansible_collections/autoops",
+ROOTS = ("ansible.cfg", "catalog.yml", "policy.yml", "playbooks", "roles", "runbooks",
+         "filter_plugins", "collections/requirements.yml", "collections/ansible_collections/autoops",
          "inventories/README.md", *(f"inventories/{env}" for env in EXAMPLE_ENVS))
 # Written, not copied: creation rules name one repository's age recipients, and a new
 # repository's environments share no key with anyone's (`autoops secrets init` adds one).

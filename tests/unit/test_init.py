@@ -68,7 +68,7 @@ def source(tmp_path: Path) -> Path:
     """A copy of this repository's operations content, with hostile files planted in it."""
     src = tmp_path / "source"
     src.mkdir()
-    for name in (*CONTENT_ROOTS, "inventories"):
+    for name in (*CONTENT_ROOTS, "inventories", "runbooks"):
         path = REPO / name
         if path.is_dir():
             shutil.copytree(path, src / name, ignore=shutil.ignore_patterns("__pycache__", "lab"))
@@ -91,7 +91,7 @@ def test_the_skeleton_covers_what_a_run_reads() -> None:
     """Every content root (core.plan) but grant-keys (one repository's own keys) is in it."""
     covered = {name.split("/")[0] for name in init.skeleton(REPO)}
     assert set(CONTENT_ROOTS) - {"grant-keys"} <= covered
-    assert "inventories" in covered
+    assert {"inventories", "runbooks"} <= covered
 
 
 def test_the_skeleton_leaves_out_secrets_keys_caches_and_the_lab(source: Path) -> None:
