@@ -52,7 +52,7 @@ class Autoops:
         self.watch = Watch(self.context, self.runs, self.alerts)
         self.metrics = Metrics(self.context)
         self.scheduling = Scheduling(self.context)
-        self.healing = Healing(self.context)
+        self.healing = Healing(self.context, self.runs, self.alerts, self.watch)
         self.overview = Overview(self.context, self.recovery, self.runs, self.approvals)
 
     @property

@@ -443,6 +443,12 @@ class MetricsDirError(BadInputError):
                       "--collector.textfile.directory).")
 
 
+class HealBusyError(AutoopsError):
+    code = "AUTOOPS-HEAL-BUSY"
+    status = ExitStatus.BUSY
+    default_remedy = "Nothing to do: the running heal covers this environment."
+
+
 class WatchBusyError(AutoopsError):
     code = "AUTOOPS-WATCH-BUSY"
     status = ExitStatus.BUSY

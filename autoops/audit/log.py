@@ -40,6 +40,7 @@ RECORD_TYPES = (
     "grant.used", "approval.requested", "approval.approved", "approval.rejected",
     "halt.engaged", "halt.lifted",
     "alert.acked", "alert.silenced", "alert.unsilenced", "alert.tested",
+    "heal.started", "heal.finished", "heal.escalated",
 )
 _FIELDS = ("v", "seq", "ts", "run_id", "type", "actor", "env", "action", "data", "prev", "hash")
 

@@ -612,3 +612,23 @@ def replay_text(doc: Mapping[str, Any]) -> str:
     counts = ", ".join(f"{n} {k}" for k, n in doc["outcomes"].items()) or "no findings"
     lines.append(f"dry run, nothing ran: {counts}")
     return "\n".join(lines)
+
+
+def heal_text(doc: Mapping[str, Any]) -> str:
+    """``heal``: earlier attempts that ended, this run's attempts, and who was told."""
+    lines = [f"settled {visible(d['attempt'])} ({visible(d['runbook'])}, {visible(d['finding'])}):"
+             f" {d['outcome']}" for d in doc["settled"]]
+    for d in doc["attempts"]:
+        runs = ", ".join(f"{visible(r['action'])} {visible(r.get('run_id') or r.get('refused'))}"
+                         for r in d.get("runs", []))
+        line = f"{d['outcome']}: {visible(d['finding'])} by {visible(d['runbook'])}"
+        line += f" ({runs})" if runs else ""
+        if d.get("reason"):
+            line += f" — {visible(d['reason'])}"
+        lines.append(line)
+    if not lines:
+        lines.append(f"heal {visible(doc['env'])}: nothing to heal")
+    if doc["escalated"]:
+        told = ", ".join(doc["channels"]) or "no notifier (README: Watch)"
+        lines.append(f"escalated {len(doc['escalated'])} to a person: {visible(told)}")
+    return "\n".join(lines)

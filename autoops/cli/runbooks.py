@@ -1,4 +1,4 @@
-"""``runbooks list|replay``: the self-healing runbooks, and a dry run over recorded findings."""
+"""``heal`` and ``runbooks list|replay``: self-healing, and a dry run over recorded findings."""
 
 from __future__ import annotations
 
@@ -14,6 +14,10 @@ from autoops.exits import ExitStatus
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    heal = sub.add_parser("heal", parents=[common],
+                          help="run the runbooks of what fires in ENV (through the gate)")
+    heal.add_argument("--env", required=True)
+    heal.add_argument("--actor", help="who is acting (default: the OS user)")
     top = sub.add_parser("runbooks", parents=[common],
                          help="self-healing runbooks: list them, replay findings through them")
     rsub = top.add_subparsers(dest="runbooks_command", required=True, parser_class=Parser)
@@ -38,4 +42,12 @@ def cmd_runbooks(app: Autoops, args: argparse.Namespace, output: Output,
     return ExitStatus.OK
 
 
-COMMANDS: dict[str, Handler] = {"runbooks": cmd_runbooks}
+def cmd_heal(app: Autoops, args: argparse.Namespace, output: Output, _in: TextIO) -> ExitStatus:
+    """Exit 0 when nothing needs a person now, 5 when this run escalated something."""
+    doc = app.healing.heal(args.env, args.actor)
+    output.text(render.heal_text(doc))
+    output.document(doc)
+    return ExitStatus.PLAYBOOK_FAILED if doc["escalated"] else ExitStatus.OK
+
+
+COMMANDS: dict[str, Handler] = {"runbooks": cmd_runbooks, "heal": cmd_heal}

@@ -59,6 +59,7 @@ SCHEMA: dict[str, Any] = {
                 },
             },
         },
+        "verify_within": {"type": "string", "minLength": 1},
         "breaker": {
             "type": "object",
             "additionalProperties": False,
@@ -102,6 +103,8 @@ class Runbook:
     match: Match
     steps: tuple[Step, ...]
     breaker: Breaker = Breaker()
+    # The finding must resolve within this long after the steps ran, or the fix did not hold.
+    verify_within: timedelta = timedelta(minutes=15)
 
 
 def load_all(directory: Path, catalog: Catalog) -> list[Runbook]:
@@ -140,6 +143,13 @@ def load(path: Path, catalog: Catalog) -> Runbook:
             raise RunbookInvalidError(
                 f"{path}:{yamlfile.line_of(doc, ['breaker', 'within'])}: {exc}") from None
         breaker = Breaker(int(doc["breaker"]["attempts"]), within)
+    verify_within = Runbook.verify_within
+    if "verify_within" in doc:
+        try:
+            verify_within = parse_duration(doc["verify_within"])
+        except ValueError as exc:
+            raise RunbookInvalidError(
+                f"{path}:{yamlfile.line_of(doc, ['verify_within'])}: {exc}") from None
     match = doc["match"]
     return Runbook(
         name=path.stem, path=path, description=str(doc["description"]),
@@ -149,4 +159,4 @@ def load(path: Path, catalog: Catalog) -> Runbook:
                     hosts=tuple(match.get("hosts") or ()),
                     groups=tuple(match.get("groups") or ()),
                     subjects=tuple(match.get("subjects") or ())),
-        steps=tuple(steps), breaker=breaker)
+        steps=tuple(steps), breaker=breaker, verify_within=verify_within)

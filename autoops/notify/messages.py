@@ -35,7 +35,7 @@ class Message:
     """What one notifier sends once: a group of items of one kind, from one watch run."""
 
     key: str  # the idempotency key: one message per (watch run, kind), whatever happens
-    kind: str  # "problems" | "recoveries" | "test"
+    kind: str  # "problems" | "recoveries" | "escalations" | "test"
     env: str
     at: datetime
     items: tuple[Item, ...] = field(default_factory=tuple)
@@ -79,6 +79,9 @@ def telegram_html(message: Message) -> str:
         return html.escape(text, quote=False)
     if message.kind == "recoveries":
         head = f"✅ <b>{len(message.items)} recovered</b> in {esc(message.env)}"
+    elif message.kind == "escalations":
+        head = (f"🆘 <b>{len(message.items)} need(s) a person</b> in {esc(message.env)}: "
+                "self-healing stopped")
     elif message.kind == "test":
         head = f"🧪 <b>autoops test alert</b> for {esc(message.env)}"
     else:

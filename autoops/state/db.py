@@ -21,6 +21,7 @@ from autoops.state.approvals import ApprovalTable
 from autoops.state.findings import FindingTable
 from autoops.state.grants import GrantTable
 from autoops.state.halts import HaltTable
+from autoops.state.heals import HealTable
 from autoops.state.hosts import HostCache
 from autoops.state.locks import LockTable
 from autoops.state.outbox import OutboxTable
@@ -115,3 +116,4 @@ class StateDB:
         self.outbox = OutboxTable(self.database)
         self.samples = SampleTable(self.database)
         self.run_stats = RunStatTable(self.database)
+        self.heals = HealTable(self.database)

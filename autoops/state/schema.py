@@ -173,4 +173,23 @@ MIGRATIONS = (
         PRIMARY KEY (env, exit_status)
     );
     """,
+    # 8: self-healing attempts (autoops.state.heals): one row per runbook applied to one
+    #    finding, written before its first step runs (with the healing process's pid and
+    #    start time, so a heal whose autoops died is found) and finished with its outcome
+    """
+    CREATE TABLE heal_attempts (
+        attempt_id TEXT PRIMARY KEY,
+        env TEXT NOT NULL,
+        host TEXT NOT NULL,
+        finding_id TEXT NOT NULL,
+        runbook TEXT NOT NULL,
+        started TEXT NOT NULL,
+        ended TEXT,
+        outcome TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        pid_start TEXT NOT NULL
+    );
+    CREATE INDEX heal_attempts_by_finding ON heal_attempts (finding_id, started);
+    """,
 )
