@@ -31,9 +31,9 @@ class Scheduling:
         settings = self._for_service(service_config)
         ctx = self.ctx if settings is self.ctx.settings else Context(settings)
         scope = ctx.scope(env)
-        if scope not in ctx.catalog.get(action).environments:
-            raise ScheduleInvalidError(f"catalog.yml does not let {action} run in {scope}",
-                                       remedy=f"Add {scope} to the environments of {action}.")
+        if scope not in ctx.catalog.get("watch").environments:  # heal acts on watch's findings
+            raise ScheduleInvalidError(f"catalog.yml does not let watch run in {scope}",
+                                       remedy=f"Add {scope} to the environments of watch.")
         job = schedule.job_for(settings, action, scope, interval)
         return schedule.install(job, kind, units_dir=units_dir, cron_dir=cron_dir)
 

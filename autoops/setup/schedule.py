@@ -35,7 +35,7 @@ from autoops.settings import SYSTEM_PATH, Settings
 DEFAULT_UNITS_DIR = Path("/etc/systemd/system")
 DEFAULT_CRON_DIR = Path("/etc/cron.d")
 SYSTEMD_RUNTIME = Path("/run/systemd/system")  # exists iff systemd is PID 1 (sd_booted)
-ACTIONS = ("watch",)
+ACTIONS = ("watch", "heal")  # `autoops heal` acts on what watch found: schedule it after
 KINDS = ("auto", "systemd", "cron")
 HEADER = "# managed by autoops"
 MARK = "# autoops-schedule:"
@@ -197,7 +197,7 @@ def job_for(settings: Settings, action: str, env: str, every: Interval,
 def _check_names(action: str, env: str) -> None:
     if action not in ACTIONS:
         raise ScheduleInvalidError(f"cannot schedule {action!r}: only {', '.join(ACTIONS)}",
-                                   remedy="Use --action watch.")
+                                   remedy="Use --action watch (or heal).")
     if not re.fullmatch(ENV_NAME, env):
         raise ScheduleInvalidError(f"{env!r} is not an environment name",
                                    remedy="Use an environment declared in policy.yml.")

@@ -229,6 +229,14 @@ def test_same_user_mode_pins_project_and_state(settings: Settings) -> None:
     assert found.name == "autoops-watch-local"
 
 
+def test_heal_is_scheduled_beside_watch_and_nothing_else_is(settings: Settings) -> None:
+    found = schedule.job_for(settings, "heal", "local", Interval(5, "m"), command=("/x/autoops",))
+    assert (found.argv, found.name) == (("/x/autoops", "heal", "--env", "local"),
+                                        "autoops-heal-local")
+    with pytest.raises(ScheduleInvalidError, match="only watch, heal"):
+        schedule.job_for(settings, "deploy", "local", Interval(5, "m"), command=("/x/autoops",))
+
+
 def test_what_this_shell_set_for_keys_witness_and_metrics_goes_with_the_job(
         settings: Settings) -> None:
     shell = dataclasses.replace(settings, age_key_file=Path("/k/local.txt"),
