@@ -338,3 +338,60 @@ def test_a_flap_an_outage_an_ack_and_a_restart_lose_nothing(watched: Lab, receiv
     assert [a for a in hooked(hook) if a[1] == down] == [
         ("firing", down, "critical"), ("firing", down, "critical"),
         ("resolved", down, "critical")], "the webhook: first, one repeat, the recovery"
+
+
+def heal(lab: Lab) -> dict[str, Any]:
+    done = run_cli(lab.settings, "heal", "--env", "lab", "--json")
+    assert done.status in (ExitStatus.OK, ExitStatus.PLAYBOOK_FAILED), done.err
+    doc: dict[str, Any] = json.loads(done.out)
+    return doc
+
+
+def test_a_killed_app_is_healed_and_a_fix_that_does_not_hold_is_escalated(
+        watched: Lab, receiver: Receiver) -> None:
+    """web1's app stops: heal restarts it over SSH through the gate, and watch resolves it.
+    It stops again right after the next fix: the fix failed, the breaker opens, one message."""
+    down: Key = ("web1", "service", "autoops-demo")
+    web1 = ports(watched, "web1")
+    book = watched.settings.project_dir / "runbooks" / "service-down.yml"
+    shipped = book.read_text()
+    since = len(receiver.posts)
+    supervised(watched, "web1", "stop", "autoops-demo")
+    try:
+        watch_until(watched, receiver, since, lambda s: down in {h.key for h in s},
+                    what="the app down", limit=60)
+        (attempt,) = heal(watched)["attempts"]
+        assert (attempt["runbook"], attempt["outcome"]) == ("service-down", "verifying"), attempt
+        assert "RUNNING" in supervised(watched, "web1", "status", "autoops-demo")
+        assert get(web1["http"], 1) == [200]
+        mark = len(receiver.posts)
+        watch_until(watched, receiver, mark, lambda s: any(
+            h.key == down and h.tag == "RESOLVED" for h in s), what="recovery", limit=60)
+        (held,) = heal(watched)["settled"]
+        assert (held["attempt"], held["outcome"]) == (attempt["attempt"], "held")
+
+        # two heals an hour (the one that held counts), and a fix must hold within a second
+        book.write_text(shipped.replace("attempts: 3", "attempts: 2")
+                        + "verify_within: 1s\n")
+        supervised(watched, "web1", "stop", "autoops-demo")
+        mark = len(receiver.posts)
+        watch_until(watched, receiver, mark, lambda s: down in {h.key for h in s},
+                    what="down again", limit=60)
+        assert [a["outcome"] for a in heal(watched)["attempts"]] == ["verifying"]
+        supervised(watched, "web1", "stop", "autoops-demo")  # the fix does not hold
+        time.sleep(1.5)  # past verify_within
+        doc = heal(watched)
+        assert [s["outcome"] for s in doc["settled"]] == ["failed"]
+        assert [a["outcome"] for a in doc["attempts"]] == ["escalated"]
+        assert heal(watched)["attempts"] == [], "told once; not restarted again"
+        assert "STOPPED" in supervised(watched, "web1", "status", "autoops-demo")
+        told = [t for t in receiver.texts()[mark:] if "need(s) a person" in t]
+        assert len(told) == 1, told
+        assert "breaker open: 2 heals of web1 within 1h" in told[0]
+        assert "did not hold" in told[0]
+    finally:
+        book.write_text(shipped)
+        supervised(watched, "web1", "start", "autoops-demo")
+    mark = len(receiver.posts)
+    watch_until(watched, receiver, mark, lambda s: any(
+        h.key == down and h.tag == "RESOLVED" for h in s), what="recovery", limit=60)
