@@ -22,6 +22,10 @@ def cmd_watch(app: Autoops, args: argparse.Namespace, output: Output, _in: TextI
     result = app.watch.watch(args.env, args.actor)
     doc = result.to_dict()
     output.text(render.watch_text(doc))
+    healed = app.healing.after_watch(args.env, args.actor)  # policy.yml: self_heal
+    if healed is not None:
+        doc["heal"] = healed
+        output.text(render.heal_text(healed))
     output.document(doc)
     return result.status
 

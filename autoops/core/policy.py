@@ -32,6 +32,7 @@ _RULES: dict[str, Any] = {  # what an environment (or `defaults:`) may set
     "two_person_min_risk": _RISK_OR_NONE,
     "typed_confirmation_max_risk": _RISK_OR_NONE,
     "approval_expires_in": {"type": "string", "pattern": DURATION},
+    "self_heal": {"type": "boolean"},
     "approvers": {
         "type": "object",
         "properties": {"users": {"type": "array", "items": {"type": "string", "minLength": 1}},
@@ -97,6 +98,7 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "typed_confirmation_max_risk": "DESTRUCTIVE",  # above: a second person instead
     "approval_expires_in": "4h",
     "approvers": None,  # None: anyone but the requester (and the actor a halt stops)
+    "self_heal": False,  # true: each `autoops watch` of the environment runs `autoops heal`
     "windows": None,
     "freezes": [],
     "grants": {"max_expires_in": {risk.name: durations.format_duration(ttl)
@@ -120,6 +122,7 @@ class EnvPolicy:
     typed_confirmation_max_risk: Risk | None = Risk.DESTRUCTIVE
     approval_ttl: timedelta = timedelta(hours=4)
     approvers: Approvers | None = None  # who may approve, reject and resume; None: anyone else
+    self_heal: bool = False  # watch runs the runbooks of what fires (autoops heal) itself
     schedule: Schedule = field(default_factory=lambda: windows.parse_schedule(None, []))
     grant_ceilings: Mapping[Risk, timedelta] = field(
         default_factory=lambda: dict(lifetimes.DEFAULT_TTL_CEILINGS))
@@ -139,6 +142,7 @@ class EnvPolicy:
             "typed_confirmation_max_risk": _name(self.typed_confirmation_max_risk),
             "approval_expires_in": durations.format_duration(self.approval_ttl),
             "approvers": self.approvers.to_dict() if self.approvers else None,
+            "self_heal": self.self_heal,
             "windows": self.schedule.to_dict(),
             "grants": {
                 "max_expires_in": {r.name: durations.format_duration(t)
@@ -240,6 +244,7 @@ def _env_policy(doc: Mapping[str, Any], path: Path | None, name: str,
         approval_ttl=duration("approval_expires_in", merged["approval_expires_in"]),
         approvers=Approvers(tuple(approvers.get("users", ())), tuple(approvers.get("groups", ())))
         if approvers is not None else None,
+        self_heal=bool(merged["self_heal"]),
         schedule=schedule, grant_ceilings=ceilings, break_glass_ceiling=break_glass,
         origins=origins)
 

@@ -55,6 +55,12 @@ class Healing:
     def __init__(self, ctx: Context, runs: Runs, alerts: Alerts, watch: Watch) -> None:
         self.ctx, self.runs, self.alerts, self.watch = ctx, runs, alerts, watch
 
+    def after_watch(self, env: str, actor: str | None = None) -> dict[str, Any] | None:
+        """The heal run policy.yml's ``self_heal: true`` asks of every watch of ``env``."""
+        if not self.ctx.policy.environments[self.ctx.scope(env)].self_heal:
+            return None
+        return self.heal(env, actor)
+
     def heal(self, env: str, actor: str | None = None) -> dict[str, Any]:
         """One heal run of ``env``: settle earlier attempts, then heal or escalate what fires."""
         self.ctx.scope(env)

@@ -142,3 +142,19 @@ def test_a_heal_whose_autoops_died_is_interrupted_and_counts_for_the_breaker(
     assert [(s["attempt"], s["outcome"]) for s in doc["settled"]] == [("h-killed", "interrupted")]
     (kept,) = app.context.db.heals.of_env("local")
     assert (kept.outcome, kept.ended is not None) == ("interrupted", True)
+
+
+def test_an_environment_whose_policy_says_self_heal_heals_from_watch(
+        healing: Settings, project: Path, supervisor: Path) -> None:
+    policy = yaml.safe_load((project / "policy.yml").read_text())
+    assert run_cli(healing, "watch", "--env", "local", "--json").status == ExitStatus.OK
+    assert "heal" not in watch(healing), "off by default"
+    policy["environments"]["local"]["self_heal"] = True
+    (project / "policy.yml").write_text(yaml.safe_dump(policy))
+    ctl(supervisor, "stop", "autoops-demo")
+    doc = watch(healing)
+    assert [a["subject"] for a in doc["firing"]] == ["autoops-demo"]
+    assert [(a["runbook"], a["outcome"]) for a in doc["heal"]["attempts"]] == [
+        ("service-down", "verifying")]
+    assert supervisor_pid(supervisor) > 0
+    assert watch(healing)["heal"]["settled"][0]["outcome"] == "held"

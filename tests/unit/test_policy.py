@@ -114,8 +114,10 @@ def test_effective_policy_merges_builtin_defaults_and_environment() -> None:
     assert prod.origins["two_person_min_risk"] == "built-in"
     assert prod.grant_ceiling(Risk.DESTRUCTIVE, break_glass=False) == timedelta(hours=2)
     assert prod.grant_ceiling(Risk.SAFE, break_glass=True) == timedelta(hours=2)
+    assert (prod.self_heal, prod.origins["self_heal"]) == (False, "built-in")
     doc = policy.to_dict()["production"]
     assert doc["two_person_min_risk"] == "CRITICAL"
+    assert doc["self_heal"] is False
     assert doc["grants"]["max_expires_in"]["SAFE"] == "30d"
 
 
@@ -137,6 +139,7 @@ _OK = "version: 1\nenvironments:\n  local:\n    unattended_max_risk: HIGH\n    c
     (_OK + "    two_person_min_risk: LOW\n", ":6: local: two_person_min_risk LOW must be above"),
     (_OK + "    approval_expires_in: 0s\n", ":6: local: approval_expires_in:"),
     (_OK + "    approval_expires_in: soon\n", ":6:"),
+    (_OK + "    self_heal: sometimes\n", ":6:"),
     (_OK + "    windows: {timezone: Mars/Base, above: LOW, weekly: [{days: [mon], start: '09:00', "
      "end: '10:00'}]}\n", ":6: local: "),
     (_OK + "    windows: {timezone: UTC, above: LOW, weekly: [{days: [moon], start: '09:00', "
