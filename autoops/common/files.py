@@ -6,11 +6,14 @@ are created 0600, never overwritten; shared files are replaced in one step.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from autoops.errors import StateError
+from autoops.errors import AutoopsError, StateError
 
 
 def ensure_dir(path: Path) -> Path:
@@ -53,3 +56,21 @@ def write_atomic(path: Path, data: bytes, mode: int) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def only_one(path: Path, busy: Callable[[], AutoopsError]) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (0600) for the block; taken already: ``busy()``.
+
+    An flock, so a process that dies, even by kill -9, lets go of it at once.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise busy() from None
+        yield
+    finally:
+        os.close(fd)

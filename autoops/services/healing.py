@@ -19,17 +19,16 @@ how a runbook is tried on last month's incidents before it may touch a host.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from autoops.common import procs
 from autoops.common.durations import format_duration
+from autoops.common.files import only_one
 from autoops.errors import AutoopsError, HealBusyError, ReplayInvalidError
 from autoops.exits import ExitStatus
 from autoops.heal import matcher, runbooks
@@ -205,20 +204,9 @@ class Healing:
         return {"channels": sorted(notifiers), "delivered": delivery.delivered,
                 "waiting": delivery.waiting}
 
-    @contextlib.contextmanager
-    def _only_one(self, env: str) -> Iterator[None]:
-        path = self.ctx.settings.state_dir / f"heal-{env}.lock"
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise HealBusyError(f"another `autoops heal --env {env}` is running; this one "
-                                    "did nothing") from None
-            yield
-        finally:
-            os.close(fd)
+    def _only_one(self, env: str) -> contextlib.AbstractContextManager[None]:
+        return only_one(self.ctx.settings.state_dir / f"heal-{env}.lock", lambda: HealBusyError(
+            f"another `autoops heal --env {env}` is running; this one did nothing"))
 
     @property
     def directory(self) -> Path:

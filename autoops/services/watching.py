@@ -12,14 +12,13 @@ SOPS secrets (``notify_telegram_token``, ``notify_telegram_chat_id``, optional
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from autoops.common.files import only_one
 from autoops.errors import BadInputError, NotifyFailedError, NotifyNoneError, WatchBusyError
 from autoops.exits import ExitStatus
 from autoops.notify import outbox
@@ -210,21 +209,10 @@ class Watch:
                                             found["notify_webhook_secret"])
         return configured
 
-    @contextlib.contextmanager
-    def _only_one(self, env: str) -> Iterator[None]:
+    def _only_one(self, env: str) -> contextlib.AbstractContextManager[None]:
         """Hold ``watch-ENV.lock`` for the run; a second watch of ``env`` stops at once."""
-        path = self.ctx.settings.state_dir / f"watch-{env}.lock"
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise WatchBusyError(f"another `autoops watch --env {env}` is running; this one "
-                                     "did nothing") from None
-            yield
-        finally:
-            os.close(fd)
+        return only_one(self.ctx.settings.state_dir / f"watch-{env}.lock", lambda: WatchBusyError(
+            f"another `autoops watch --env {env}` is running; this one did nothing"))
 
 
 __all__ = ["NOTIFY_SECRETS", "Notice", "Watch", "WatchResult"]
