@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from autoops.common.names import ENV_NAME
 from autoops.errors import (
@@ -132,6 +133,35 @@ def host_addresses(project_dir: Path, inventory: Path,
     Read with ``ansible-inventory --list``, so group and host vars count as in a run
     (SOPS files stay ciphertext: vars_stage is task).
     """
+    hostvars = _listing(project_dir, inventory, environ).get("_meta", {}).get("hostvars", {})
+    return {str(host): address_of(str(host), dict(hv or {})) for host, hv in hostvars.items()}
+
+
+def host_groups(project_dir: Path, inventory: Path,
+                environ: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
+    """Each host of an inventory and every group it is in (parents of its groups too)."""
+    return groups_of(_listing(project_dir, inventory, environ))
+
+
+def groups_of(listing: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    """``ansible-inventory --list`` JSON → host → its groups, sorted (``all`` left out)."""
+    found: dict[str, set[str]] = {}
+
+    def visit(group: str, parents: tuple[str, ...]) -> None:
+        if group in parents:  # a cycle is the inventory's problem, not a reason to loop
+            return
+        node = listing.get(group) or {}
+        here = (*parents, group)
+        for host in node.get("hosts", []):
+            found.setdefault(str(host), set()).update(g for g in here if g != "all")
+        for child in node.get("children", []):
+            visit(str(child), here)
+
+    visit("all", ())
+    return {host: tuple(sorted(groups)) for host, groups in sorted(found.items())}
+
+
+def _listing(project_dir: Path, inventory: Path, environ: Mapping[str, str]) -> dict[str, Any]:
     cmd = [ansible_tool("ansible-inventory"), "-i", str(inventory), "--list"]
     try:
         proc = subprocess.run(cmd, cwd=project_dir, env=tool_environ(project_dir, environ),
@@ -142,10 +172,10 @@ def host_addresses(project_dir: Path, inventory: Path,
         detail = _last_error(proc.stderr) or f"exit {proc.returncode}"
         raise InventoryInvalidError(f"cannot read inventory {inventory}: {detail}")
     try:
-        hostvars = json.loads(proc.stdout).get("_meta", {}).get("hostvars", {})
+        doc = json.loads(proc.stdout)
     except ValueError as exc:
         raise InventoryInvalidError(f"ansible-inventory gave no JSON for {inventory}") from exc
-    return {str(host): address_of(str(host), dict(hv or {})) for host, hv in hostvars.items()}
+    return doc if isinstance(doc, dict) else {}
 
 
 def address_of(host: str, hostvars: Mapping[str, object]) -> str:

@@ -29,6 +29,7 @@ from typing import Any
 from autoops.common import procs
 from autoops.common.durations import format_duration
 from autoops.common.files import only_one
+from autoops.core import inventory
 from autoops.errors import AutoopsError, HealBusyError, ReplayInvalidError
 from autoops.exits import ExitStatus
 from autoops.heal import matcher, runbooks
@@ -53,6 +54,7 @@ RAN = frozenset({"running", "verifying", "held", "failed", "interrupted"})  # th
 class Healing:
     def __init__(self, ctx: Context, runs: Runs, alerts: Alerts, watch: Watch) -> None:
         self.ctx, self.runs, self.alerts, self.watch = ctx, runs, alerts, watch
+        self._group_cache: dict[str, dict[str, tuple[str, ...]]] = {}
 
     def after_watch(self, env: str, actor: str | None = None) -> dict[str, Any] | None:
         """The heal run policy.yml's ``self_heal: true`` asks of every watch of ``env``."""
@@ -65,6 +67,7 @@ class Healing:
         self.ctx.scope(env)
         who = self.ctx.actor(actor)
         with self._only_one(env):
+            self._group_cache.pop(env, None)  # the inventory as it is now, once per run
             now = self.ctx.clock()
             loaded = {r.name: r for r in self.runbooks()}
             firing = {a["id"]: a for a in self.alerts.listing(env) if a["state"] == "firing"}
@@ -86,7 +89,8 @@ class Healing:
                     continue  # told once for this incident
                 found = matcher.Finding(at=now, env=env, host=alert["host"],
                                         check=alert["check"], subject=alert["subject"],
-                                        severity=alert["severity"])
+                                        severity=alert["severity"],
+                                        groups=self._groups(env, loaded).get(alert["host"], ()))
                 choice = matcher.choose(list(loaded.values()), found, self.ctx.catalog, breakers)
                 if choice.outcome == "heal":
                     done.append(self._attempt(alert, choice, loaded[str(choice.runbook)], who))
@@ -97,6 +101,18 @@ class Healing:
             delivery = self._tell(env, escalations, now)
         return {"env": env, "settled": settled, "attempts": done,
                 "escalated": [d["attempt"] for d in escalations], **delivery}
+
+    def _groups(self, env: str, loaded: dict[str, Runbook]) -> dict[str, tuple[str, ...]]:
+        """Inventory groups per host, read (once per heal run) only if a runbook asks."""
+        if not any(r.match.groups for r in loaded.values()):
+            return {}
+        if env not in self._group_cache:
+            content = self.ctx.content
+            path = inventory.inventory_path(content.project_dir / "inventories", env,
+                                            set(self.ctx.policy.environments))
+            self._group_cache[env] = inventory.host_groups(content.project_dir, path,
+                                                           content.environ)
+        return self._group_cache[env]
 
     def _attempt(self, alert: dict[str, Any], choice: matcher.Choice, runbook: Runbook,
                  who: str) -> dict[str, Any]:

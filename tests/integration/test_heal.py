@@ -158,3 +158,17 @@ def test_an_environment_whose_policy_says_self_heal_heals_from_watch(
         ("service-down", "verifying")]
     assert supervisor_pid(supervisor) > 0
     assert watch(healing)["heal"]["settled"][0]["outcome"] == "held"
+
+
+def test_a_runbook_for_other_groups_leaves_the_host_alone(healing: Settings, project: Path,
+                                                          supervisor: Path) -> None:
+    book = project / "runbooks" / "service-down.yml"
+    doc = yaml.safe_load(book.read_text())
+    doc["match"]["groups"] = ["web"]  # localhost is only in `ungrouped`
+    book.write_text(yaml.safe_dump(doc))
+    ctl(supervisor, "stop", "autoops-demo")
+    watch(healing)
+    assert heal(healing)[1]["attempts"] == []
+    doc["match"]["groups"] = ["ungrouped"]
+    book.write_text(yaml.safe_dump(doc))
+    assert [a["outcome"] for a in heal(healing)[1]["attempts"]] == ["verifying"]

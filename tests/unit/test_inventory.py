@@ -13,6 +13,7 @@ from autoops.core.inventory import (
     address_of,
     check_limit,
     check_overlaps,
+    groups_of,
     inventory_path,
     overlaps,
     parse_list_hosts,
@@ -167,3 +168,17 @@ def test_no_overlap_means_every_machine_is_in_one_environment(
                 owners.setdefault(address, set()).add(env)
                 owners.setdefault("name:" + host.lower(), set()).add(env)
     assert (overlaps(fleet) == []) is all(len(envs) == 1 for envs in owners.values())
+
+
+def test_groups_of_a_host_include_the_parents_of_its_groups() -> None:
+    listing = {
+        "_meta": {"hostvars": {}},
+        "all": {"children": ["ungrouped", "web", "db"]},
+        "ungrouped": {"hosts": ["lonely"]},
+        "web": {"children": ["canary"], "hosts": ["web1", "web2"]},
+        "canary": {"hosts": ["web1"], "children": ["web"]},  # a cycle: visited once
+        "db": {"hosts": ["db1"]},
+    }
+    assert groups_of(listing) == {
+        "db1": ("db",), "lonely": ("ungrouped",), "web1": ("canary", "web"), "web2": ("web",)}
+    assert groups_of({}) == {}
