@@ -21,6 +21,7 @@ from autoops.services.auditing import Audit
 from autoops.services.context import Context
 from autoops.services.granting import Grants
 from autoops.services.healing import Healing
+from autoops.services.incidents import Incidents
 from autoops.services.metrics import Metrics
 from autoops.services.overview import Overview
 from autoops.services.recovery import Recovery
@@ -53,6 +54,7 @@ class Autoops:
         self.metrics = Metrics(self.context)
         self.scheduling = Scheduling(self.context)
         self.healing = Healing(self.context, self.runs, self.alerts, self.watch)
+        self.incidents = Incidents(self.context, self.alerts)
         self.overview = Overview(self.context, self.recovery, self.runs, self.approvals)
 
     @property

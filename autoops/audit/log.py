@@ -39,7 +39,7 @@ RECORD_TYPES = (
     "lock.stale_released", "grant.keys_created", "grant.created", "grant.revoked",
     "grant.used", "approval.requested", "approval.approved", "approval.rejected",
     "halt.engaged", "halt.lifted",
-    "alert.acked", "alert.silenced", "alert.unsilenced", "alert.tested",
+    "alert.notified", "alert.acked", "alert.silenced", "alert.unsilenced", "alert.tested",
     "heal.started", "heal.finished", "heal.escalated",
 )
 _FIELDS = ("v", "seq", "ts", "run_id", "type", "actor", "env", "action", "data", "prev", "hash")

@@ -19,6 +19,7 @@ from autoops.cli import (
     audit,
     guards,
     heartbeat,
+    incident,
     install,
     lab,
     metrics,
@@ -40,12 +41,12 @@ from autoops.settings import Settings
 __all__ = ["build_parser", "main", "program", "vm_safe_argv", "vm_safe_main", "vm_safe_program"]
 
 GROUPS = (actions, audit, secrets, guards, watch, alerts, metrics, heartbeat, views, install, lab,
-          schedule, runbooks)
+          schedule, runbooks, incident)
 """Command groups, in the order ``autoops --help`` lists them."""
 
 COMMANDS: dict[str, Handler] = {
     name: handler for group in (actions, audit, lab, secrets, guards, watch, alerts, metrics, views,
-                                schedule, runbooks)
+                                schedule, runbooks, incident)
     for name, handler in group.COMMANDS.items()}
 
 

@@ -128,6 +128,7 @@ class Healing:
                                       runbook.name, now.isoformat(), None, "running", detail,
                                       pid, procs.process_start_time(pid) or ""))
         self.ctx.record_admin("heal.started", alert["env"], {"attempt": attempt_id,
+                              "alert": alert["id"],
                               "runbook": runbook.name, **detail}, action="heal", actor=who)
         outcome = "verifying"
         for step in choice.steps:
@@ -154,6 +155,7 @@ class Healing:
         ended = self.ctx.clock().isoformat() if outcome == "failed" else None
         self.ctx.db.heals.finish(attempt_id, outcome, detail, ended)
         self.ctx.record_admin("heal.finished", alert["env"], {"attempt": attempt_id,
+                              "alert": alert["id"],
                               "outcome": outcome, **detail}, action="heal", actor=who)
         return {"attempt": attempt_id, "runbook": runbook.name, "outcome": outcome, **detail}
 
@@ -170,6 +172,7 @@ class Healing:
                                       "escalated", detail, pid,
                                       procs.process_start_time(pid) or ""))
         self.ctx.record_admin("heal.escalated", alert["env"], {"attempt": attempt_id,
+                              "alert": alert["id"],
                               "runbook": choice.runbook, **detail}, action="heal", actor=who)
         return {"attempt": attempt_id, "runbook": choice.runbook, "outcome": "escalated",
                 **detail}
@@ -196,6 +199,7 @@ class Healing:
                                     f"after {format_duration(now - datetime.fromisoformat(row.started))}")
             self.ctx.db.heals.finish(row.attempt_id, outcome, detail, now.isoformat())
             self.ctx.record_admin("heal.finished", env, {"attempt": row.attempt_id,
+                                  "alert": row.finding_id,
                                   "outcome": outcome, **detail}, action="heal",
                                   actor=self.ctx.actor(None))
             settled.append({"attempt": row.attempt_id, "runbook": row.runbook,

@@ -94,6 +94,10 @@ class Watch:
             result = self.runs.run(RunRequest(action="watch", env=env, actor=actor))
             now = self.ctx.clock()
             items = self._judge(env, result.plan.hosts, result.reports, now)
+            if items:  # what people are told, in the audit too: `incident report` reads it
+                self.ctx.record_admin("alert.notified", env, {"watch_run": result.run_id,
+                                      "notices": [_notice(i) for i in items]},
+                                      action="watch", actor=actor)
             notifiers = self.notifiers(env)
             messages = group(result.run_id, env, now, items, redact=self.ctx.redactor.text)
             outbox.enqueue(self.ctx.db.outbox, messages, notifiers, now)
@@ -103,8 +107,7 @@ class Watch:
         Metrics(self.ctx).watch_ended(env, ExitStatus.PLAYBOOK_FAILED if firing else ExitStatus.OK)
         return WatchResult(
             result.run_id, env, list(result.plan.hosts), firing,
-            [{"alert": i.alert_id, "host": i.host, "check": i.check, "subject": i.subject,
-              "severity": i.severity.value, "notice": i.notice.value} for i in items],
+            [{k: v for k, v in _notice(i).items() if k != "summary"} for i in items],
             sorted(notifiers), delivery.delivered, delivery.waiting)
 
     def _judge(self, env: str, hosts: Sequence[str], reports: Mapping[str, list[Any]],
@@ -213,6 +216,12 @@ class Watch:
         """Hold ``watch-ENV.lock`` for the run; a second watch of ``env`` stops at once."""
         return only_one(self.ctx.settings.state_dir / f"watch-{env}.lock", lambda: WatchBusyError(
             f"another `autoops watch --env {env}` is running; this one did nothing"))
+
+
+def _notice(item: Item) -> dict[str, Any]:
+    return {"alert": item.alert_id, "host": item.host, "check": item.check,
+            "subject": item.subject, "severity": item.severity.value,
+            "notice": item.notice.value, "summary": item.summary}
 
 
 __all__ = ["NOTIFY_SECRETS", "Notice", "Watch", "WatchResult"]

@@ -80,6 +80,45 @@ def test_a_stopped_service_is_restarted_and_the_fix_holds(healing: Settings,
     types = [r["type"] for r in audit]
     assert {"heal.started", "heal.finished"} <= set(types)
     assert any(r["type"] == "run.finished" and r["action"] == "restart-service" for r in audit)
+    report = Autoops(healing).incidents.report(_only_alert(healing))
+    assert [e["type"] for e in report["events"]] == [
+        "alert.notified", "heal.started", "run.finished", "heal.finished", "alert.notified",
+        "heal.finished"]
+    whats = [e["what"] for e in report["events"]]
+    assert whats[0].startswith("firing (critical)")
+    assert "restart-service service=autoops-demo" in whats[1]
+    assert "(restart-service) finished: ok, exit 0" in whats[2]
+    assert whats[4].startswith("resolved")
+    assert whats[5].endswith("held")
+    assert report["markdown"].startswith("# Incident ")
+    assert "## Timeline" in report["markdown"]
+
+
+def _only_alert(settings: Settings) -> str:
+    listed = json.loads(run_cli(settings, "alerts", "list", "--all", "--json").out)["alerts"]
+    (found,) = [a["id"] for a in listed
+                if (a["check"], a["subject"]) == ("service", "autoops-demo")]
+    return str(found)
+
+
+def test_the_incident_report_goes_to_a_file_or_says_why_not(healing: Settings,
+                                                             supervisor: Path,
+                                                             tmp_path: Path) -> None:
+    ctl(supervisor, "stop", "autoops-demo")
+    watch(healing)
+    alert = _only_alert(healing)
+    out = tmp_path / "INC-1.md"
+    done = run_cli(healing, "incident", "report", alert, "--output", str(out))
+    assert done.status == ExitStatus.OK, done.err
+    assert out.read_text().startswith(f"# Incident {alert}: localhost service autoops-demo")
+    missing = run_cli(healing, "incident", "report", alert, "--output",
+                      str(tmp_path / "no" / "dir.md"))
+    assert missing.status == ExitStatus.BAD_INPUT
+    assert "cannot write" in missing.err
+    unknown = run_cli(healing, "incident", "report", "f-nobody")
+    assert unknown.status == ExitStatus.BAD_INPUT
+    assert "AUTOOPS-ALERT-UNKNOWN" in unknown.err
+    ctl(supervisor, "start", "autoops-demo")
 
 
 def test_a_fix_that_does_not_hold_is_escalated_once_after_the_breaker(
