@@ -131,8 +131,8 @@ class Runs:
     def lock_view(self, the_plan: Plan) -> dict[str, Any]:
         """Whether running ``the_plan`` takes a host lock, and which live runs hold its hosts now."""
         needed = needs_lock(the_plan.resolved.action.risk, the_plan.check_mode)
-        held = (self.recovery.locks.holders(the_plan.env, the_plan.hosts,
-                                            the_plan.addresses or None) if needed else [])
+        hosts, addresses = lock_targets(the_plan)
+        held = self.recovery.locks.holders(the_plan.env, hosts, addresses) if needed else []
         return {"needed": needed, "held_by": [{**holder.to_dict(), "hosts": hosts}
                                               for holder, hosts in held]}
 
@@ -286,9 +286,9 @@ class Runs:
                 self.ctx.grant_store.check(authority.grant, self.ctx.clock())
 
         with attempt.refusing(), attempt.interruptible("waiting for a host lock"):
-            self.recovery.locks.acquire(the_plan.env, the_plan.hosts, holder,
-                                        wait=attempt.request.wait,
-                                        addresses=the_plan.addresses or None,
+            hosts, addresses = lock_targets(the_plan)
+            self.recovery.locks.acquire(the_plan.env, hosts, holder,
+                                        wait=attempt.request.wait, addresses=addresses,
                                         on_stale=stale, check=still_wanted)
         return True
 
@@ -416,6 +416,22 @@ class Runs:
         self.ctx.db.runs.set_state(attempt.run_id, RunState.FINISHED)
         attempt.ended(status)  # autoops metrics: count it (run_stats) and rewrite the file
         return status, error
+
+
+def lock_targets(the_plan: Plan) -> tuple[list[str], list[str]]:
+    """What a run locks: its hosts, by the machines they reach, and the app it changes.
+
+    An action with an ``app`` parameter (deploy, deploy-rollback) also locks that app in
+    its environment: one deploy or rollback of an app at a time, whatever hosts each
+    targets. The app lock is a row like a host's (``app NAME``), so ``status`` shows it.
+    """
+    hosts = list(the_plan.hosts)
+    addresses = list(the_plan.addresses) if the_plan.addresses else list(hosts)
+    app = the_plan.resolved.params.get("app")
+    if isinstance(app, str):
+        hosts.append(f"app {app}")
+        addresses.append(f"app:{the_plan.env}:{app}")
+    return hosts, addresses
 
 
 def _status_of(exc: BaseException) -> ExitStatus:

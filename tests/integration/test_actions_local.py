@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from autoops.common.procs import process_start_time
 from autoops.engine import Autoops, RunRequest
-from autoops.errors import ParamInvalidError
+from autoops.errors import LockedError, ParamInvalidError
 from autoops.exits import ExitStatus
 from autoops.guard import approvals
 from autoops.settings import Settings
+from autoops.state.locks import LockHolder
 from tests.conftest import localise, supervisor_pid
 from tests.integration.conftest import git, records, set_vars
 
@@ -219,3 +222,23 @@ def test_a_deploy_tag_is_pinned_to_its_commit_when_planned(
     unknown = RunRequest("deploy", "local", {"app": "demo", "revision": "no-such-tag"})
     with pytest.raises(ParamInvalidError, match="not a tag or branch"):
         app.plan(unknown)
+
+
+def test_one_deploy_of_an_app_at_a_time_whatever_hosts_it_targets(
+        app: Autoops, project: Path, supervisor: Path, tmp_path: Path) -> None:
+    demo_app(project, tmp_path, ["v1"], tag_each=True)
+    other = LockHolder(run_id="r-other-deploy", actor="bob", pid=os.getpid(),
+                       pid_start=process_start_time(os.getpid()) or "", acquired="now")
+    live, _stale = app.context.db.locks.try_lock("local", ["app demo"], other,
+                                                 lambda _h: True, addresses=["app:local:demo"])
+    assert live == []
+    plan, _decision = app.plan(RunRequest("deploy", "local", {"app": "demo", "revision": "v1"}))
+    (held,) = app.runs.lock_view(plan)["held_by"]
+    assert (held["run_id"], held["hosts"]) == ("r-other-deploy", ["app demo"])
+    with pytest.raises(LockedError, match="r-other-deploy"):
+        app.run(RunRequest("deploy-rollback", "local", {"app": "demo"}))
+    assert not (tmp_path / "deploy-state" / "demo.json").exists(), "nothing ran"
+    app.context.db.locks.unlock("r-other-deploy")
+    done = app.run(RunRequest("deploy", "local", {"app": "demo", "revision": "v1"}))
+    assert done.status is ExitStatus.OK, done.results
+    assert app.context.db.locks.held() == [], "the app lock goes with the run"
