@@ -94,9 +94,12 @@ def refusal(catalog: Catalog, action: str, params: Mapping[str, Any], env: str) 
 
 
 def plan_steps(runbook: Runbook, finding: Finding, catalog: Catalog) -> tuple[PlannedStep, ...]:
-    return tuple(PlannedStep(step.action, params, refusal(catalog, step.action, params,
-                                                          finding.env))
-                 for step in runbook.steps for params in [concrete(step, finding)])
+    planned = []
+    for step in runbook.steps:
+        params = concrete(step, finding)
+        planned.append(PlannedStep(step.action, params,
+                                   refusal(catalog, step.action, params, finding.env)))
+    return tuple(planned)
 
 
 @dataclass

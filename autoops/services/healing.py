@@ -71,7 +71,7 @@ class Healing:
             now = self.ctx.clock()
             loaded = {r.name: r for r in self.runbooks()}
             firing = {a["id"]: a for a in self.alerts.listing(env) if a["state"] == "firing"}
-            settled = self._settle(env, now, loaded, firing)
+            settled = self._settle(env, now, loaded, firing, who)
             attempts = self.ctx.db.heals.of_env(env)
             breakers = matcher.Breakers()
             for row in attempts:
@@ -116,17 +116,8 @@ class Healing:
 
     def _attempt(self, alert: dict[str, Any], choice: matcher.Choice, runbook: Runbook,
                  who: str) -> dict[str, Any]:
-        now = self.ctx.clock()
-        attempt_id = "h-" + hashlib.sha256(f"{alert['id']}\0{now.isoformat()}".encode()
-                                          ).hexdigest()[:16]
-        pid = os.getpid()
-        steps = [{"action": s.action, "params": dict(s.params)} for s in choice.steps]
-        detail: dict[str, Any] = {"finding": _label(alert), "host": alert["host"],
-                                  "check": alert["check"], "subject": alert["subject"],
-                                  "steps": steps, "runs": []}
-        self.ctx.db.heals.add(HealRow(attempt_id, alert["env"], alert["host"], alert["id"],
-                                      runbook.name, now.isoformat(), None, "running", detail,
-                                      pid, procs.process_start_time(pid) or ""))
+        detail: dict[str, Any] = {**_detail(alert, choice), "runs": []}
+        attempt_id = self._record(alert, runbook.name, "running", detail, self.ctx.clock())
         self.ctx.record_admin("heal.started", alert["env"], {"attempt": attempt_id,
                               "alert": alert["id"],
                               "runbook": runbook.name, **detail}, action="heal", actor=who)
@@ -161,24 +152,31 @@ class Healing:
 
     def _escalate(self, alert: dict[str, Any], choice: matcher.Choice, who: str,
                   now: datetime) -> dict[str, Any]:
-        attempt_id = "h-" + hashlib.sha256(f"{alert['id']}\0{now.isoformat()}\0e".encode()
-                                          ).hexdigest()[:16]
-        detail = {"finding": _label(alert), "host": alert["host"], "check": alert["check"],
-                  "subject": alert["subject"], "reason": choice.reason,
-                  "steps": [{"action": s.action, "params": dict(s.params)} for s in choice.steps]}
-        pid = os.getpid()
-        self.ctx.db.heals.add(HealRow(attempt_id, alert["env"], alert["host"], alert["id"],
-                                      str(choice.runbook), now.isoformat(), now.isoformat(),
-                                      "escalated", detail, pid,
-                                      procs.process_start_time(pid) or ""))
+        detail = {**_detail(alert, choice), "reason": choice.reason}
+        attempt_id = self._record(alert, str(choice.runbook), "escalated", detail, now)
         self.ctx.record_admin("heal.escalated", alert["env"], {"attempt": attempt_id,
                               "alert": alert["id"],
                               "runbook": choice.runbook, **detail}, action="heal", actor=who)
         return {"attempt": attempt_id, "runbook": choice.runbook, "outcome": "escalated",
                 **detail}
 
+    def _record(self, alert: dict[str, Any], runbook: str, outcome: str,
+                detail: dict[str, Any], now: datetime) -> str:
+        """A new attempt row, with this process's pid and start time; its id.
+
+        Only a ``running`` attempt is left open (``ended`` unset) for its outcome to come.
+        """
+        attempt_id = "h-" + hashlib.sha256(
+            f"{alert['id']}\0{now.isoformat()}\0{outcome}".encode()).hexdigest()[:16]
+        pid = os.getpid()
+        ended = None if outcome == "running" else now.isoformat()
+        self.ctx.db.heals.add(HealRow(attempt_id, alert["env"], alert["host"], alert["id"],
+                                      runbook, now.isoformat(), ended, outcome, detail, pid,
+                                      procs.process_start_time(pid) or ""))
+        return attempt_id
+
     def _settle(self, env: str, now: datetime, loaded: dict[str, Runbook],
-                firing: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+                firing: dict[str, dict[str, Any]], who: str) -> list[dict[str, Any]]:
         """Earlier attempts that can now say how they ended."""
         settled = []
         for row in self.ctx.db.heals.of_env(env):
@@ -201,7 +199,7 @@ class Healing:
             self.ctx.record_admin("heal.finished", env, {"attempt": row.attempt_id,
                                   "alert": row.finding_id,
                                   "outcome": outcome, **detail}, action="heal",
-                                  actor=self.ctx.actor(None))
+                                  actor=who)
             settled.append({"attempt": row.attempt_id, "runbook": row.runbook,
                             "outcome": outcome, **detail})
         return settled
@@ -296,6 +294,13 @@ def parse_finding(line: str, where: str) -> matcher.Finding:
     return matcher.Finding(at=at, env=doc["env"], host=doc["host"], check=doc["check"],
                            subject=doc["subject"], severity=doc["severity"], notice=notice,
                            groups=tuple(groups))
+
+
+def _detail(alert: dict[str, Any], choice: matcher.Choice) -> dict[str, Any]:
+    """What an attempt row and its audit records say about the finding and the steps."""
+    return {"finding": _label(alert), "host": alert["host"], "check": alert["check"],
+            "subject": alert["subject"],
+            "steps": [{"action": s.action, "params": dict(s.params)} for s in choice.steps]}
 
 
 def _label(alert: dict[str, Any]) -> str:
