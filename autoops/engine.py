@@ -19,6 +19,7 @@ from autoops.services.alerting import Alerts
 from autoops.services.approving import Approvals
 from autoops.services.auditing import Audit
 from autoops.services.context import Context
+from autoops.services.deploying import Deploys
 from autoops.services.granting import Grants
 from autoops.services.healing import Healing
 from autoops.services.incidents import Incidents
@@ -55,6 +56,7 @@ class Autoops:
         self.scheduling = Scheduling(self.context)
         self.healing = Healing(self.context, self.runs, self.alerts, self.watch)
         self.incidents = Incidents(self.context, self.alerts)
+        self.deploys = Deploys(self.context, self.runs, self.watch, self.alerts)
         self.overview = Overview(self.context, self.recovery, self.runs, self.approvals)
 
     @property

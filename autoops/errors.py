@@ -106,6 +106,15 @@ class PlaybookFailedError(AutoopsError):
     default_remedy = "Read the failed tasks above, or `autoops audit show RUN_ID`."
 
 
+class DeployRolledBackError(PlaybookFailedError):
+    """A deploy did not verify, and the hosts it changed were returned to their pre-state."""
+
+    code = "AUTOOPS-DEPLOY-ROLLED-BACK"
+    default_remedy = ("The hosts run the release they ran before; fix the revision (the failed "
+                      "check and its output are above, `autoops audit show RUN_ID` has the rest) "
+                      "and deploy again.")
+
+
 class HostsUnreachableError(AutoopsError):
     code = "AUTOOPS-HOSTS-UNREACHABLE"
     status = ExitStatus.UNREACHABLE
@@ -219,6 +228,18 @@ class HaltedError(AutoopsError):
     status = ExitStatus.HALTED
     default_remedy = ("`autoops status` shows the halt and who engaged it; "
                       "`autoops resume [--env ENV] --reason …` lifts it.")
+
+
+class PromotionRequiredError(PolicyDeniedError):
+    code = "AUTOOPS-PROMOTION-REQUIRED"
+    default_remedy = ("This environment takes deploys only through its promotion gate: "
+                      "`autoops promote APP --from SOURCE --to ENV`.")
+
+
+class PromotionRefusedError(PolicyDeniedError):
+    code = "AUTOOPS-PROMOTION-REFUSED"
+    default_remedy = ("Nothing ran. Each unmet condition is named above; `autoops promote … "
+                      "--json` shows the evidence.")
 
 
 class WindowClosedError(PolicyDeniedError):

@@ -94,6 +94,36 @@ def autoops_du_top(stdout: str, top: int, root: str) -> list[dict[str, Any]]:
     return entries[:top]
 
 
+def autoops_new_criticals(after: Mapping[str, Any], before: Mapping[str, Any], env: str,
+                          host: str, ignore: Iterable[str] = ("proxy",)) -> list[str]:
+    """Critical watch findings in ``after`` that ``before`` did not have, as one line each.
+
+    Both are the ``watch`` role's reports of one host, judged by autoops' own watch checks
+    (so a deploy is verified by the same rules as ``autoops watch``). The proxy's error
+    share is left out by default: a restart's own 502s and the probe's retries count
+    there, and the probe is the deploy's view of the proxy.
+    """
+    from datetime import UTC, datetime  # noqa: PLC0415  (only when a deploy verifies)
+
+    from autoops.watch.findings import Severity  # noqa: PLC0415
+    from autoops.watch.judge import judge_host  # noqa: PLC0415
+
+    skip = set(ignore)
+
+    def criticals(report: Mapping[str, Any]) -> dict[tuple[str, str], str]:
+        if not report:
+            return {}
+        found = judge_host(env, host, report, datetime.now(UTC)).found
+        return {(j.key.check, j.key.subject): j.reading.summary for j in found
+                if not j.reading.ok and j.reading.severity is Severity.CRITICAL
+                and j.key.check not in skip}
+
+    was = criticals(before)
+    return [f"{check} {subject}: {summary}".replace("  ", " ")
+            for (check, subject), summary in sorted(criticals(after).items())
+            if (check, subject) not in was]
+
+
 class FilterModule:
     """Register the autoops filters with Ansible."""
 
@@ -104,4 +134,5 @@ class FilterModule:
             "autoops_supervisor_problem": autoops_supervisor_problem,
             "autoops_systemd_show": autoops_systemd_show,
             "autoops_du_top": autoops_du_top,
+            "autoops_new_criticals": autoops_new_criticals,
         }

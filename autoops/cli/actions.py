@@ -16,7 +16,7 @@ from autoops.cli.output import Handler, Output
 from autoops.core.catalog import parse_assignments
 from autoops.core.plan import Plan
 from autoops.core.policy import Decision
-from autoops.engine import Autoops, RunRequest
+from autoops.engine import Autoops, RunRequest, RunResult
 from autoops.exits import ExitStatus
 
 
@@ -41,6 +41,20 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     target.add_argument("--approval", metavar="ID", help="an approved two-person request")
     sub.add_parser("plan", parents=[common, target], help="validate and decide, run nothing")
     sub.add_parser("run", parents=[common, target], help="plan, get approval, execute")
+
+    promote = sub.add_parser("promote", parents=[common],
+                             help="deploy to ENV what its promotion source verified and soaked")
+    promote.add_argument("app", metavar="APP")
+    promote.add_argument("--from", dest="source", required=True, metavar="ENV",
+                         help="the environment that proved the revision (policy: promotion.from)")
+    promote.add_argument("--to", dest="target", required=True, metavar="ENV")
+    promote.add_argument("--revision", metavar="R",
+                         help="commit, tag or branch (default: what the source runs now)")
+    promote.add_argument("--evidence", action="store_true",
+                         help="show what the gate sees and decides; run nothing")
+    for name in ("--actor", "--grant", "--approval"):
+        promote.add_argument(name)
+    promote.add_argument("--wait", type=seconds, default=0, metavar="SECONDS")
 
 
 def cmd_list(app: Autoops, _args: argparse.Namespace, output: Output, _in: TextIO) -> ExitStatus:
@@ -102,12 +116,37 @@ def cmd_run(app: Autoops, args: argparse.Namespace, output: Output, stdin: TextI
         result = app.run(_request(args), confirm=confirm,
                          on_result=lambda r: output.text(render.result_line(r)),
                          cancel=cancelled.is_set, on_start=arm)
+    return _finished(result, output)
+
+
+def _finished(result: RunResult, output: Output) -> ExitStatus:
+    """How a run ended, for people (summary, then the error on stderr) and for --json."""
     doc = result.to_dict()
     output.text(render.run_summary(doc))
     if result.error is not None and not output.json_mode:
         output.err.write(render.terminal_text(render.error_text(result.error)) + "\n")
     output.document(doc)
     return result.status
+
+
+def cmd_promote(app: Autoops, args: argparse.Namespace, output: Output,
+                stdin: TextIO) -> ExitStatus:
+    if args.evidence:
+        revision = None
+        if args.revision:  # pinned to its commit as the deploy would be
+            the_plan, _decision = app.plan(RunRequest("deploy", args.target, {
+                "app": args.app, "revision": args.revision}))
+            revision = str(the_plan.resolved.params["revision"])
+        evidence = app.deploys.evidence(args.app, args.source, args.target, revision).to_dict()
+        output.text(render.promotion_text(evidence))
+        output.document({"promotion": evidence})
+        return ExitStatus.OK if evidence["allowed"] else ExitStatus.DENIED
+    confirm = _terminal_confirm(output, stdin) if human_at_terminal(stdin, output) else None
+    result = app.deploys.promote(args.app, args.source, args.target, args.revision,
+                                 actor=args.actor, grant=args.grant, approval=args.approval,
+                                 wait=args.wait, confirm=confirm,
+                                 on_result=lambda r: output.text(render.result_line(r)))
+    return _finished(result, output)
 
 
 def _terminal_confirm(output: Output, stdin: TextIO) -> Callable[[Plan, Decision], str | None]:
@@ -152,4 +191,4 @@ def _cancel_on_signals() -> Iterator[tuple[Callable[[], None], threading.Event]]
 
 
 COMMANDS: dict[str, Handler] = {"list": cmd_list, "show": cmd_show, "plan": cmd_plan,
-                                "run": cmd_run}
+                                "run": cmd_run, "promote": cmd_promote}

@@ -329,6 +329,18 @@ def secret_finding(doc: Mapping[str, Any]) -> str:
     return visible(f"{where}: {doc['code']}: {doc['message']}")
 
 
+def promotion_text(evidence: Mapping[str, Any]) -> str:
+    """What the promotion gate sees: the commit, its soak, both environments' health."""
+    verdict = "allowed" if evidence["allowed"] else "refused"
+    lines = [(f"promote {evidence['app']} {str(evidence['commit'])[:12] or '?'} from "
+             f"{evidence['from']} to {evidence['to']}: {verdict}"),
+             (f"  verified by run {evidence['deploy_run_id'] or '-'}; soak {evidence['soak']} "
+             f"from {evidence['soak_started'] or '-'} to {evidence['soak_ends'] or '-'}"),
+             f"  last watch of {evidence['from']}: {evidence['source_last_watch'] or 'never'}"]
+    lines += [f"  refused: {reason}" for reason in evidence["refusals"]]
+    return visible("\n".join(lines))
+
+
 def error_text(error: AutoopsError) -> str:
     """The code and message on one line, the remedy on the next (each one line, always)."""
     return (f"error[{visible(error.code)}]: {visible(error.message)}\n"

@@ -33,6 +33,12 @@ _RULES: dict[str, Any] = {  # what an environment (or `defaults:`) may set
     "typed_confirmation_max_risk": _RISK_OR_NONE,
     "approval_expires_in": {"type": "string", "pattern": DURATION},
     "self_heal": {"type": "boolean"},
+    "promotion": {
+        "type": "object", "required": ["from", "soak"],
+        "properties": {"from": {"type": "string", "minLength": 1},
+                       "soak": {"type": "string", "pattern": DURATION}},
+        "additionalProperties": False,
+    },
     "approvers": {
         "type": "object",
         "properties": {"users": {"type": "array", "items": {"type": "string", "minLength": 1}},
@@ -99,6 +105,7 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "approval_expires_in": "4h",
     "approvers": None,  # None: anyone but the requester (and the actor a halt stops)
     "self_heal": False,  # true: each `autoops watch` of the environment runs `autoops heal`
+    "promotion": None,  # {from: ENV, soak: 30m}: deploys come only through `autoops promote`
     "windows": None,
     "freezes": [],
     "grants": {"max_expires_in": {risk.name: durations.format_duration(ttl)
@@ -123,6 +130,7 @@ class EnvPolicy:
     approval_ttl: timedelta = timedelta(hours=4)
     approvers: Approvers | None = None  # who may approve, reject and resume; None: anyone else
     self_heal: bool = False  # watch runs the runbooks of what fires (autoops heal) itself
+    promotion: Promotion | None = None  # deploys only of what `source` verified and soaked
     schedule: Schedule = field(default_factory=lambda: windows.parse_schedule(None, []))
     grant_ceilings: Mapping[Risk, timedelta] = field(
         default_factory=lambda: dict(lifetimes.DEFAULT_TTL_CEILINGS))
@@ -143,6 +151,7 @@ class EnvPolicy:
             "approval_expires_in": durations.format_duration(self.approval_ttl),
             "approvers": self.approvers.to_dict() if self.approvers else None,
             "self_heal": self.self_heal,
+            "promotion": self.promotion.to_dict() if self.promotion else None,
             "windows": self.schedule.to_dict(),
             "grants": {
                 "max_expires_in": {r.name: durations.format_duration(t)
@@ -150,6 +159,17 @@ class EnvPolicy:
                 "break_glass_max_expires_in": durations.format_duration(self.break_glass_ceiling)},
             "origins": dict(self.origins),
         }
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """Where an environment's deploys must come from, and how long they soak there first."""
+
+    source: str
+    soak: timedelta
+
+    def to_dict(self) -> dict[str, str]:
+        return {"from": self.source, "soak": durations.format_duration(self.soak)}
 
 
 @dataclass(frozen=True)
@@ -245,8 +265,21 @@ def _env_policy(doc: Mapping[str, Any], path: Path | None, name: str,
         approvers=Approvers(tuple(approvers.get("users", ())), tuple(approvers.get("groups", ())))
         if approvers is not None else None,
         self_heal=bool(merged["self_heal"]),
+        promotion=_promotion(doc, merged["promotion"], name, where, duration),
         schedule=schedule, grant_ceilings=ceilings, break_glass_ceiling=break_glass,
         origins=origins)
+
+
+def _promotion(doc: Mapping[str, Any], spec: Mapping[str, Any] | None, name: str,
+               where: Callable[[str], str], duration: Callable[[str, str], timedelta],
+               ) -> Promotion | None:
+    if spec is None:
+        return None
+    source = str(spec["from"])
+    if source == name or source not in doc["environments"]:
+        raise PolicyInvalidError(f"{where('promotion')}: promotion.from {source!r} must be "
+                                 "another environment of this policy")
+    return Promotion(source, duration("promotion", str(spec["soak"])))
 
 
 def _grant_ceilings(builtin: Mapping[str, Any], given: Mapping[str, Any],

@@ -95,26 +95,36 @@ DEMO_APP = '''#!/usr/bin/python3
 """autoops-demo: the lab's app behind Caddy, on 127.0.0.1:PORT (argv[1]).
 
 Answers every GET with the host's name and the deployed version (the deploy role's
-checkout in /srv/apps/demo), so a deploy or a restart shows through the proxy.
+release linked at /srv/apps/demo), so a deploy or a restart shows through the proxy.
+Its health path /up answers what the release's code says: the status in its HEALTH
+file (200 without one), and a release with a CRASH file exits 1 that many seconds after
+it starts: a bad revision, and one that crash-loops after its probe passed.
 """
+import os
 import socket
 import sys
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-VERSION = "/srv/apps/demo/VERSION"
+RELEASE = "/srv/apps/demo"
+
+
+def read(name, default):
+    try:
+        with open(os.path.join(RELEASE, name), encoding="utf-8") as handle:
+            return handle.read().strip()
+    except OSError:
+        return default
 
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self):
-        try:
-            with open(VERSION, encoding="utf-8") as handle:
-                version = handle.read().strip()
-        except OSError:
-            version = "none"
+        version = read("VERSION", "none")
+        status = int(read("HEALTH", "200")) if self.path == "/up" else 200
         body = ("autoops-demo on %s, version %s\\n" % (socket.gethostname(), version)).encode()
-        self.send_response(200)
+        self.send_response(status)
         self.send_header("Content-Type", "text/plain; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -124,6 +134,9 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+crash = read("CRASH", "")
+if crash:
+    threading.Timer(float(crash), lambda: os._exit(1)).start()
 ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
 '''
 

@@ -35,7 +35,7 @@ class Message:
     """What one notifier sends once: a group of items of one kind, from one watch run."""
 
     key: str  # the idempotency key: one message per (watch run, kind), whatever happens
-    kind: str  # "problems" | "recoveries" | "escalations" | "test"
+    kind: str  # "problems" | "recoveries" | "escalations" | "rollbacks" | "test"
     env: str
     at: datetime
     items: tuple[Item, ...] = field(default_factory=tuple)
@@ -82,6 +82,8 @@ def telegram_html(message: Message) -> str:
     elif message.kind == "escalations":
         head = (f"🆘 <b>{len(message.items)} need(s) a person</b> in {esc(message.env)}: "
                 "self-healing stopped")
+    elif message.kind == "rollbacks":
+        head = f"↩️ <b>deploy rolled back</b> in {esc(message.env)}"
     elif message.kind == "test":
         head = f"🧪 <b>autoops test alert</b> for {esc(message.env)}"
     else:

@@ -28,6 +28,7 @@ class RunRequest:
     wait: float = 0  # seconds to wait for another run's host lock
     grant: str | None = None  # a grant token (or the id of one this machine has seen)
     approval: str | None = None  # an approved two-person request id
+    promote_from: str | None = None  # `autoops promote`: the environment that proved it
 
 
 @dataclass(frozen=True)

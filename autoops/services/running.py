@@ -105,6 +105,13 @@ class Runs:
     def __init__(self, ctx: Context, recovery: Recovery) -> None:
         self.ctx = ctx
         self.recovery = recovery
+        # Called with every executed run's result and actor once its end is recorded
+        # (the deploy service audits and announces a rollback there).
+        self.finished: list[Callable[[RunResult, str], None]] = []
+        # The promotion gate (the deploy service's): evidence for a run, None where no
+        # gate applies; it raises when the run may not go ahead.
+        self.promotion_gate: Callable[[Plan, str | None], dict[str, Any] | None] = \
+            lambda _plan, _source: None
 
     # -- deciding without running -----------------------------------------------------
 
@@ -162,6 +169,10 @@ class Runs:
         """
         self.recovery.recover()
         attempt = self._begin(request)
+        with attempt.refusing():
+            evidence = self.promotion_gate(attempt.plan, request.promote_from)
+        if evidence is not None:
+            attempt.record("run.promotion", evidence)
         with attempt.refusing("refused"):  # a key that cannot open the files stops it here
             loaded = self.ctx.secret_store.load_for_run(attempt.plan.env)
         self.ctx.redactor.add(loaded.values)
@@ -307,6 +318,8 @@ class Runs:
             attempt.refuse(error)
             raise error
         self._same_plan(attempt)
+        with attempt.refusing():  # what the source proved, once more, just before it runs
+            self.promotion_gate(attempt.plan, attempt.request.promote_from)
         used = []
         with attempt.refusing():
             if authority.grant is not None:
@@ -376,10 +389,13 @@ class Runs:
         outcome.warnings = [ctx.redactor.text(w) for w in outcome.warnings] + [
             f"too short to redact, keep it out of output: {name}" for name in loaded.unmaskable]
         halt = halt_now() if outcome.status == "canceled" else None
-        status, error = self._finish(attempt, outcome, halt)
-        return RunResult(run_id=run_id, plan=the_plan, decision=decision, approval=approval,
-                         status=status, runner_status=outcome.status, stats=outcome.stats,
-                         results=results, error=error, warnings=outcome.warnings)
+        status, error = self._finish(attempt, outcome, halt, results)
+        result = RunResult(run_id=run_id, plan=the_plan, decision=decision, approval=approval,
+                           status=status, runner_status=outcome.status, stats=outcome.stats,
+                           results=results, error=error, warnings=outcome.warnings)
+        for listener in self.finished:
+            listener(result, attempt.actor)
+        return result
 
     def _spec(self, attempt: Attempt, loaded: EnvSecrets) -> runner.RunSpec:
         """What the worker runs: the playbook, inventory, extra vars and the child environment."""
@@ -399,10 +415,10 @@ class Runs:
             python=settings.python, environ=settings.child_environ(sops_env),
             age_key=inline_key)
 
-    def _finish(self, attempt: Attempt, outcome: RunOutcome,
-                halt: HaltFacts | None) -> tuple[ExitStatus, AutoopsError | None]:
+    def _finish(self, attempt: Attempt, outcome: RunOutcome, halt: HaltFacts | None,
+                results: list[dict[str, Any]]) -> tuple[ExitStatus, AutoopsError | None]:
         """Record how an executed run ended (run.interrupted when it was stopped, run.finished)."""
-        status, error = classify(outcome, attempt.run_id, halt)
+        status, error = classify(outcome, attempt.run_id, halt, results, attempt.plan.hosts)
         if halt is not None:
             attempt.record("run.interrupted", {
                 "reason": f"halted: {error.message if error else ''}", "halt": asdict(halt),

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
+from typing import Any
 
 from autoops.core.plan import Plan
 from autoops.core.policy import Decision, HaltFacts, Outcome, RuleResult
+from autoops.deploy import rollout
 from autoops.errors import (
     ApprovalRequiredError,
     AutoopsError,
@@ -23,9 +26,14 @@ from autoops.guard.confirmation import Clearance
 from autoops.run.runner import RunOutcome
 
 
-def classify(outcome: RunOutcome, run_id: str,
-             halt: HaltFacts | None = None) -> tuple[ExitStatus, AutoopsError | None]:
-    """Map the runner's outcome to an exit status; failures win over unreachable hosts."""
+def classify(outcome: RunOutcome, run_id: str, halt: HaltFacts | None = None,
+             results: Sequence[Mapping[str, Any]] = (),
+             hosts: Sequence[str] = ()) -> tuple[ExitStatus, AutoopsError | None]:
+    """Map the runner's outcome to an exit status; failures win over unreachable hosts.
+
+    A deploy whose rollout stopped and returned its hosts is AUTOOPS-DEPLOY-ROLLED-BACK
+    (exit 5 like any failed playbook), naming the failed check and what went back.
+    """
     failed = sorted(h for h, s in outcome.stats.items() if s.get("failures"))
     dark = sorted(h for h, s in outcome.stats.items() if s.get("dark"))
     details = {"run_id": run_id}
@@ -36,6 +44,11 @@ def classify(outcome: RunOutcome, run_id: str,
     if outcome.status == "canceled":
         return ExitStatus.INTERRUPTED, InterruptedRunError(
             f"run {run_id} was cancelled", details=details)
+    stopped = rollout.stopped(results) if failed else None
+    if stopped is not None:
+        returned = {r.host for r in stopped.returned}
+        return ExitStatus.PLAYBOOK_FAILED, stopped.error(
+            run_id, [h for h in hosts if h not in returned])
     if failed:
         return ExitStatus.PLAYBOOK_FAILED, PlaybookFailedError(
             f"run {run_id}: tasks failed on {', '.join(failed)}", details=details)

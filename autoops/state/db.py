@@ -18,6 +18,7 @@ from autoops.common.files import ensure_dir
 from autoops.errors import StateError
 from autoops.state.anchor import AnchorTable
 from autoops.state.approvals import ApprovalTable
+from autoops.state.deploys import DeployTable
 from autoops.state.findings import FindingTable
 from autoops.state.grants import GrantTable
 from autoops.state.halts import HaltTable
@@ -117,3 +118,4 @@ class StateDB:
         self.samples = SampleTable(self.database)
         self.run_stats = RunStatTable(self.database)
         self.heals = HealTable(self.database)
+        self.deploys = DeployTable(self.database)

@@ -192,4 +192,19 @@ MIGRATIONS = (
     );
     CREATE INDEX heal_attempts_by_finding ON heal_attempts (finding_id, started);
     """,
+    # 9: deploys and rollbacks as they ended (autoops.state.deploys): what the promotion
+    #    gate reads to know which commit an environment verified, and when
+    """
+    CREATE TABLE deploys (
+        run_id TEXT PRIMARY KEY,
+        env TEXT NOT NULL,
+        app TEXT NOT NULL,
+        commit_id TEXT NOT NULL,
+        operation TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        finished TEXT NOT NULL,
+        hosts TEXT NOT NULL
+    );
+    CREATE INDEX deploys_by_app ON deploys (env, app, finished);
+    """,
 )

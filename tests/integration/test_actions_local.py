@@ -130,7 +130,8 @@ def demo_app(project: Path, tmp_path: Path, versions: list[str], *, tag_each: bo
     dest = tmp_path / "apps" / "demo"
     set_vars(project, "local", autoops_deploy_state_dir=str(tmp_path / "deploy-state"),
              autoops_apps={"demo": {"repo": str(bare), "dest": str(dest),
-                                    "service": "autoops-demo"}})
+                                    "service": "autoops-demo", "settle": 1,
+                                    "watch": False}})
     return source, bare, dest
 
 

@@ -64,7 +64,9 @@ def test_text_output_is_a_readable_summary(settings: Settings) -> None:
     (["run", "test-echo", "--env", "production", "-p", "text=x", "-p", "dest=/tmp/x"], 3,
      "AUTOOPS-POLICY-DENIED"),
     (["run", "deploy", "--env", "production", "-p", "app=app", "-p",
-      "revision=0123456789abcdef0123456789abcdef01234567"], 4,  # pragma: allowlist secret
+      "revision=0123456789abcdef0123456789abcdef01234567"], 3,  # pragma: allowlist secret
+     "AUTOOPS-PROMOTION-REQUIRED"),  # production takes deploys only through `promote`
+    (["run", "deploy-rollback", "--env", "production", "-p", "app=app"], 4,
      "AUTOOPS-APPROVAL-REQUIRED"),
     (["run", "deploy", "--env", "production", "-p", "app=app", "-p", "revision=v1"], 2,
      "AUTOOPS-PARAM-INVALID"),  # a tag of a repository only the hosts can read

@@ -15,6 +15,7 @@ from autoops.errors import (
     LimitNoHostsError,
     ParamInvalidError,
     PolicyDeniedError,
+    PromotionRequiredError,
 )
 from autoops.exits import ExitStatus
 from autoops.settings import Settings
@@ -107,13 +108,23 @@ def test_denied_run_is_audited_and_runs_nothing(app: Autoops, settings: Settings
 
 
 def test_approval_without_a_terminal_runs_nothing(app: Autoops, settings: Settings) -> None:
-    # a tag could not be pinned: see below
-    commit = "0123456789abcdef0123456789abcdef01234567"  # pragma: allowlist secret
     with pytest.raises(ApprovalRequiredError) as err:
-        app.run(RunRequest("deploy", "production", {"app": "app", "revision": commit}))
+        app.run(RunRequest("deploy-rollback", "production", {"app": "app"}))
     recs = records(settings, err.value.details["run_id"])
     assert [r["type"] for r in recs] == ["run.requested", "run.decision", "run.finished"]
     assert recs[1]["data"]["approval"]["satisfied"] is False
+
+
+def test_a_direct_deploy_to_production_is_refused_before_any_decision(
+        app: Autoops, settings: Settings) -> None:
+    # a tag could not be pinned: see below
+    commit = "0123456789abcdef0123456789abcdef01234567"  # pragma: allowlist secret
+    with pytest.raises(PromotionRequiredError, match="promotion gate from staging") as err:
+        app.run(RunRequest("deploy", "production", {"app": "app", "revision": commit}))
+    assert "autoops promote APP --from staging --to production" in err.value.remedy
+    recs = records(settings, err.value.details["run_id"])
+    assert [r["type"] for r in recs] == ["run.requested", "run.finished"]
+    assert recs[1]["data"]["error"]["code"] == "AUTOOPS-PROMOTION-REQUIRED"
 
 
 def test_a_tag_for_a_repository_the_controller_cannot_read_is_refused(app: Autoops) -> None:

@@ -1,0 +1,237 @@
+"""Verified deploys on this machine: releases, the probe, restart loops, rollback, migrations.
+
+The app is the lab's demo app (the same code) under a real supervisord, answering on a
+loopback port; each revision's files decide how it behaves (HEALTH, CRASH), so a bad
+revision is a real one, deployed and probed over HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from autoops.engine import Autoops, RunRequest
+from autoops.errors import DeployRolledBackError
+from autoops.exits import ExitStatus
+from autoops.lab import image
+from autoops.settings import Settings
+from tests.conftest import VENV_BIN, cli_env, run_cli
+from tests.integration.conftest import git, records, set_vars, wait_for
+from tests.integration.receivers import Receiver
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Demo:
+    source: Path
+    dest: Path
+    state: Path
+    port: int
+    supervisor: Path
+
+    def commit(self, version: str, **files: str) -> str:
+        """A new revision: VERSION, plus HEALTH/CRASH/… files (others removed)."""
+        for name in ("HEALTH", "CRASH", "MIGRATE"):
+            (self.source / name).unlink(missing_ok=True)
+        (self.source / "VERSION").write_text(version)
+        for name, text in files.items():
+            (self.source / name).write_text(text)
+        git("add", "-A", cwd=self.source)
+        git("commit", "-q", "-m", version, cwd=self.source)
+        git("push", "-q", "origin", "HEAD:main", cwd=self.source)
+        return git("rev-parse", "HEAD", cwd=self.source)
+
+    def answer(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/", timeout=5) as reply:
+            return str(reply.read().decode())
+
+    def record(self) -> dict[str, Any]:
+        doc: dict[str, Any] = json.loads((self.state / "demo.json").read_text())
+        return doc
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def demo(project: Path, tmp_path: Path) -> Iterator[Demo]:
+    """The demo app from a bare repository, deployed to tmp/apps/demo, probed at /up."""
+    dest = tmp_path / "apps" / "demo"
+    port = _free_port()
+    app_file = tmp_path / "demo-app.py"
+    app_file.write_text(image.DEMO_APP.replace('"/srv/apps/demo"', repr(str(dest))))
+    bare = tmp_path / "demo.git"
+    git("init", "-q", "--bare", "-b", "main", str(bare), cwd=tmp_path)
+    source = tmp_path / "src"
+    git("clone", "-q", str(bare), str(source), cwd=tmp_path)
+    base = tmp_path / "sup"
+    base.mkdir()
+    conf = base / "supervisord.conf"
+    conf.write_text(textwrap.dedent(f"""\
+        [unix_http_server]
+        file={base}/supervisor.sock
+        chmod=0700
+        [supervisord]
+        logfile={base}/supervisord.log
+        pidfile={base}/supervisord.pid
+        childlogdir={base}
+        [rpcinterface:supervisor]
+        supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+        [supervisorctl]
+        serverurl=unix://{base}/supervisor.sock
+        [program:autoops-demo]
+        command={sys.executable} {app_file} {port}
+        startsecs=1
+        autorestart=true
+        """))
+    subprocess.run([str(VENV_BIN / "supervisord"), "-c", str(conf)], check=True)
+    (project / "inventories" / "local" / "host_vars" / "localhost.yml").write_text(
+        f"---\nautoops_supervisor_config: {conf}\n")
+    state = tmp_path / "deploy-state"
+    set_vars(project, "local", autoops_deploy_state_dir=str(state), autoops_apps={"demo": {
+        "repo": str(bare), "dest": str(dest), "service": "autoops-demo", "settle": 4,
+        "watch": False, "keep_releases": 3,
+        "probe": {"url": f"http://127.0.0.1:{port}/up", "deadline": 6, "interval": 0.5},
+        "migration": {"command": ["sh", "-c", (f"cat MIGRATE > {tmp_path}/schema 2>/dev/null "
+                                              "|| true")],
+                      "marker": str(tmp_path / "schema")}}})
+    try:
+        yield Demo(source, dest, state, port, conf)
+    finally:
+        subprocess.run([str(VENV_BIN / "supervisorctl"), "-c", str(conf), "shutdown"],
+                       capture_output=True, check=False)
+
+
+def deploy(app: Autoops, commit: str, env: str = "local") -> Any:
+    return app.run(RunRequest("deploy", env, {"app": "demo", "revision": commit}))
+
+
+def test_a_good_revision_is_a_verified_release_and_a_bad_one_goes_back(
+        app: Autoops, settings: Settings, demo: Demo, receiver: Receiver) -> None:
+    assert run_cli(settings, "secrets", "init", "--env", "local").status == ExitStatus.OK
+    for name, value in (("notify_telegram_token", "555:deploy-token"),
+                        ("notify_telegram_chat_id", "9"),
+                        ("notify_telegram_base_url", receiver.url)):
+        assert run_cli(settings, "secrets", "set", "--env", "local", name,
+                       stdin=value).status == ExitStatus.OK
+    good = demo.commit("v1")
+    first = deploy(app, good)
+    assert first.status is ExitStatus.OK, first.results
+    assert "version v1" in demo.answer()
+    assert demo.dest.is_symlink(), "a release, linked"
+    assert demo.dest.resolve().name == good
+    report = [r for r in first.reports["localhost"] if r["kind"] == "deploy"][-1]
+    assert str(report["verified"]["probe"]) == "200"
+
+    bad = demo.commit("v2", HEALTH="500")
+    second = deploy(app, bad)
+    assert second.status is ExitStatus.PLAYBOOK_FAILED
+    assert isinstance(second.error, DeployRolledBackError)
+    message = second.error.message
+    assert "probe GET" in message
+    assert "last got 500" in message
+    assert "version v2" in message
+    assert f"returned localhost to {good[:12]}" in message
+    assert "version v1" in demo.answer(), "the old release answers again"
+    assert demo.dest.resolve().name == good
+    record = demo.record()
+    assert record["current"]["commit"] == good
+    assert record["pending"] is None
+    assert record["failed"]["commit"] == bad
+
+    types = [r["type"] for r in records(settings, second.run_id)]
+    assert types[-2:] == ["run.finished", "deploy.rolled_back"]
+    finished = next(r for r in records(settings, second.run_id) if r["type"] == "run.finished")
+    assert finished["data"]["error"]["code"] == "AUTOOPS-DEPLOY-ROLLED-BACK"
+    texts = [t for t in receiver.texts() if "deploy rolled back" in t]
+    assert len(texts) == 1
+    assert "last got 500" in texts[0]
+    assert "555:deploy-token" not in "".join(receiver.texts())
+    rows = app.context.db.deploys.of_app("local", "demo")
+    assert [(r.commit, r.outcome) for r in rows] == [(bad, "rolled_back"), (good, "verified")]
+
+
+def test_a_revision_that_crash_loops_after_its_probe_passed_is_rolled_back(
+        app: Autoops, demo: Demo) -> None:
+    good = demo.commit("v1")
+    assert deploy(app, good).status is ExitStatus.OK
+    looping = demo.commit("v2", CRASH="2")
+    result = deploy(app, looping)
+    assert isinstance(result.error, DeployRolledBackError), result.results
+    assert "restart loop" in result.error.message
+    assert "version v1" in demo.answer()
+
+
+def test_releases_are_kept_to_their_count_and_a_manual_rollback_is_verified(
+        app: Autoops, demo: Demo) -> None:
+    commits = [demo.commit(f"v{i}") for i in range(1, 5)]
+    for commit in commits:
+        assert deploy(app, commit).status is ExitStatus.OK
+    releases = sorted(p.name for p in demo.dest.parent.glob("demo.releases/*")
+                      if not p.name.startswith("."))
+    assert len(releases) == 3, releases
+    assert commits[0] not in releases
+    back = app.run(RunRequest("deploy-rollback", "local", {"app": "demo"}))
+    assert back.status is ExitStatus.OK, back.results
+    assert "version v3" in demo.answer()
+    assert demo.record()["current"]["commit"] == commits[2]
+
+
+def test_a_rollback_across_a_forward_migration_needs_to_be_allowed(
+        app: Autoops, demo: Demo, tmp_path: Path) -> None:
+    first = demo.commit("v1", MIGRATE="1")
+    assert deploy(app, first).status is ExitStatus.OK
+    second = demo.commit("v2", MIGRATE="2", HEALTH="503")
+    result = deploy(app, second)
+    assert result.status is ExitStatus.PLAYBOOK_FAILED
+    assert isinstance(result.error, DeployRolledBackError)
+    assert "NOT returned" in result.error.message
+    assert "migration marker went from" in (result.error.message + str(result.results))
+    assert (tmp_path / "schema").read_text().strip() == "2"
+    assert "version v2" in demo.answer(), "left on the new release, not silently returned"
+    refused = app.run(RunRequest("deploy-rollback", "local", {"app": "demo"}))
+    assert refused.status is ExitStatus.PLAYBOOK_FAILED
+    allowed = app.run(RunRequest("deploy-rollback", "local",
+                                 {"app": "demo", "allow_migration_rollback": "true"}))
+    assert allowed.status is ExitStatus.OK, [r for r in allowed.results if r["status"] == "failed"]
+    assert "version v1" in demo.answer()
+
+
+def test_kill_9_mid_deploy_then_the_next_deploy_finds_a_verified_release(
+        settings: Settings, app: Autoops, demo: Demo) -> None:
+    good = demo.commit("v1")
+    assert deploy(app, good).status is ExitStatus.OK
+    bad = demo.commit("v2", HEALTH="500")
+    proc = subprocess.Popen([str(VENV_BIN / "autoops"), "run", "deploy", "--env", "local",
+                             "-p", "app=demo", "-p", f"revision={bad}"], env=cli_env(settings),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: demo.dest.resolve().name == bad, 120, "the switch to the bad release")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(1)
+    assert demo.record()["pending"]["target"] == bad, "killed before it could return"
+
+    after = deploy(app, good)
+    assert after.status is ExitStatus.OK, after.results
+    record = demo.record()
+    assert record["pending"] is None
+    assert record["current"]["commit"] == good
+    assert record["recovered"]["commit"] == bad
+    assert "version v1" in demo.answer()
