@@ -22,13 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from autoops.engine import Autoops, RunRequest
-from autoops.errors import DeployRolledBackError
+from autoops.errors import DeployRolledBackError, PromotionRefusedError
 from autoops.exits import ExitStatus
 from autoops.lab import image
 from autoops.settings import Settings
-from tests.conftest import VENV_BIN, cli_env, run_cli
+from tests.conftest import VENV_BIN, cli_env, localise, run_cli
 from tests.integration.conftest import git, records, set_vars, wait_for
 from tests.integration.receivers import Receiver
 
@@ -42,6 +43,7 @@ class Demo:
     state: Path
     port: int
     supervisor: Path
+    port_b: int
 
     def commit(self, version: str, **files: str) -> str:
         """A new revision: VERSION, plus HEALTH/CRASH/… files (others removed)."""
@@ -55,8 +57,9 @@ class Demo:
         git("push", "-q", "origin", "HEAD:main", cwd=self.source)
         return git("rev-parse", "HEAD", cwd=self.source)
 
-    def answer(self) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/", timeout=5) as reply:
+    def answer(self, port: int | None = None) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port or self.port}/",
+                                    timeout=5) as reply:
             return str(reply.read().decode())
 
     def record(self) -> dict[str, Any]:
@@ -70,13 +73,29 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _app_config(dest: Path, service: str, port: int, tmp_path: Path) -> dict[str, Any]:
+    return {"repo": str(tmp_path / "demo.git"), "dest": str(dest), "service": service,
+            "settle": 4, "watch": False, "keep_releases": 3,
+            "probe": {"url": f"http://127.0.0.1:{port}/up", "deadline": 6, "interval": 0.5},
+            "migration": {"command": ["sh", "-c", (f"cat MIGRATE > {tmp_path}/schema "
+                                                   "2>/dev/null || true")],
+                          "marker": str(tmp_path / "schema")}}
+
+
 @pytest.fixture
 def demo(project: Path, tmp_path: Path) -> Iterator[Demo]:
-    """The demo app from a bare repository, deployed to tmp/apps/demo, probed at /up."""
-    dest = tmp_path / "apps" / "demo"
-    port = _free_port()
-    app_file = tmp_path / "demo-app.py"
-    app_file.write_text(image.DEMO_APP.replace('"/srv/apps/demo"', repr(str(dest))))
+    """The demo app from a bare repository, deployed to tmp/apps/demo, probed at /up.
+
+    A second instance (autoops-demo-b, tmp/apps/demo-b) is what a test's production runs.
+    """
+    dest, dest_b = tmp_path / "apps" / "demo", tmp_path / "apps" / "demo-b"
+    port, port_b = _free_port(), _free_port()
+    programs = ""
+    for name, where, on in (("autoops-demo", dest, port), ("autoops-demo-b", dest_b, port_b)):
+        app_file = tmp_path / f"{name}.py"
+        app_file.write_text(image.DEMO_APP.replace('"/srv/apps/demo"', repr(str(where))))
+        programs += (f"[program:{name}]\ncommand={sys.executable} {app_file} {on}\n"
+                     "startsecs=1\nautorestart=true\n")
     bare = tmp_path / "demo.git"
     git("init", "-q", "--bare", "-b", "main", str(bare), cwd=tmp_path)
     source = tmp_path / "src"
@@ -96,24 +115,15 @@ def demo(project: Path, tmp_path: Path) -> Iterator[Demo]:
         supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
         [supervisorctl]
         serverurl=unix://{base}/supervisor.sock
-        [program:autoops-demo]
-        command={sys.executable} {app_file} {port}
-        startsecs=1
-        autorestart=true
-        """))
+        """) + programs)
     subprocess.run([str(VENV_BIN / "supervisord"), "-c", str(conf)], check=True)
     (project / "inventories" / "local" / "host_vars" / "localhost.yml").write_text(
         f"---\nautoops_supervisor_config: {conf}\n")
     state = tmp_path / "deploy-state"
-    set_vars(project, "local", autoops_deploy_state_dir=str(state), autoops_apps={"demo": {
-        "repo": str(bare), "dest": str(dest), "service": "autoops-demo", "settle": 4,
-        "watch": False, "keep_releases": 3,
-        "probe": {"url": f"http://127.0.0.1:{port}/up", "deadline": 6, "interval": 0.5},
-        "migration": {"command": ["sh", "-c", (f"cat MIGRATE > {tmp_path}/schema 2>/dev/null "
-                                              "|| true")],
-                      "marker": str(tmp_path / "schema")}}})
+    set_vars(project, "local", autoops_deploy_state_dir=str(state), autoops_apps={
+        "demo": _app_config(dest, "autoops-demo", port, tmp_path)})
     try:
-        yield Demo(source, dest, state, port, conf)
+        yield Demo(source, dest, state, port, conf, port_b)
     finally:
         subprocess.run([str(VENV_BIN / "supervisorctl"), "-c", str(conf), "shutdown"],
                        capture_output=True, check=False)
@@ -235,3 +245,57 @@ def test_kill_9_mid_deploy_then_the_next_deploy_finds_a_verified_release(
     assert record["current"]["commit"] == good
     assert record["recovered"]["commit"] == bad
     assert "version v1" in demo.answer()
+
+
+def test_promotion_is_refused_before_the_soak_and_allowed_after(
+        settings: Settings, project: Path, demo: Demo, tmp_path: Path) -> None:
+    """staging proves a commit; production takes it only after the soak and a watch."""
+    policy = yaml.safe_load((project / "policy.yml").read_text())
+    production = policy["environments"]["production"]
+    production["promotion"] = {"from": "staging", "soak": "8s"}
+    (project / "policy.yml").write_text(yaml.safe_dump(policy))
+    app = Autoops(settings)
+    for env, dest, service, port in (
+            ("staging", demo.dest, "autoops-demo", demo.port),
+            ("production", tmp_path / "apps" / "demo-b", "autoops-demo-b", demo.port_b)):
+        localise(project, env)
+        set_vars(project, env, autoops_supervisor_config=str(demo.supervisor),
+                 autoops_deploy_state_dir=str(tmp_path / f"state-{env}"),
+                 autoops_apps={"app": _app_config(dest, service, port, tmp_path)},
+                 watch_disk_warning_percent=99, watch_disk_critical_percent=100,
+                 watch_inode_warning_percent=99, watch_inode_critical_percent=100,
+                 watch_load_warning_per_cpu=1000, watch_load_critical_per_cpu=2000,
+                 watch_mem_warning_percent=100, watch_mem_critical_percent=100)
+    good = demo.commit("v1")
+
+    with pytest.raises(PromotionRefusedError, match="never deployed in staging"):
+        app.deploys.promote("app", "staging", "production", None)
+    staged = app.run(RunRequest("deploy", "staging", {"app": "app", "revision": good}),
+                     confirm=lambda _p, _d: "staging")
+    assert staged.status is ExitStatus.OK, staged.results
+    with pytest.raises(PromotionRefusedError, match="soaked in staging for") as early:
+        app.deploys.promote("app", "staging", "production", good,
+                            confirm=lambda _p, _d: "production")
+    assert early.value.details["promotion"]["deploy_run_id"] == staged.run_id
+    run_id = early.value.details["run_id"]
+    assert [r["type"] for r in records(settings, run_id)] == ["run.requested", "run.finished"]
+
+    time.sleep(9)
+    with pytest.raises(PromotionRefusedError, match="no watch of staging ran since"):
+        app.deploys.promote("app", "staging", "production", None)
+    watched = run_cli(settings, "watch", "--env", "staging", "--json")
+    assert json.loads(watched.out)["firing"] == [], watched.out
+    evidence = run_cli(settings, "promote", "app", "--from", "staging", "--to", "production",
+                       "--evidence", "--json")
+    assert evidence.status == ExitStatus.OK, evidence.out
+    assert json.loads(evidence.out)["promotion"]["commit"] == good
+
+    promoted = app.deploys.promote("app", "staging", "production", None,
+                                   confirm=lambda _p, _d: "production")
+    assert promoted.status is ExitStatus.OK, promoted.results
+    assert "version v1" in demo.answer(demo.port_b)
+    kinds = [r["type"] for r in records(settings, promoted.run_id)]
+    assert kinds.index("run.promotion") < kinds.index("run.decision") < kinds.index("run.started")
+    proof = next(r for r in records(settings, promoted.run_id) if r["type"] == "run.promotion")
+    assert proof["data"]["deploy_run_id"] == staged.run_id
+    assert proof["data"]["from"] == "staging"

@@ -111,3 +111,27 @@ def test_du_top_keeps_names_with_line_breaks_whole() -> None:
 def test_filter_module_registers_every_filter() -> None:
     registered = filters.FilterModule().filters()
     assert set(registered) == {n for n in dir(filters) if n.startswith("autoops_")}
+
+
+def _watch(disk: float = 40.0, running: bool = True, proxy_5xx: bool = False) -> dict[str, Any]:
+    return {"kind": "watch", "thresholds": {"disk": [85, 95], "inode": [85, 95],
+                                            "memory": [90, 97], "load": [2.0, 4.0]},
+            "reading": {"mounts": [{"mount": "/var", "used_percent": disk}],
+                        "memory": {"used_percent": 10.0}, "load": [0.1, 0.1, 0.1], "cpus": 2,
+                        "services": [{"known": True, "running": running, "state": "EXITED"
+                                      if not running else "RUNNING", "manager": "supervisord"}],
+                        "proxy_logs": [{"requests": 100, "errors": 90 if proxy_5xx else 0}]},
+            "declared": {"services": [{"name": "cache"}], "proxy_logs": [{"path": "/log"}]}}
+
+
+def test_new_criticals_are_those_the_switch_brought() -> None:
+    new = filters.autoops_new_criticals
+    assert new(_watch(), _watch(), "staging", "web1") == []
+    assert new(_watch(running=False), _watch(), "staging", "web1") == [
+        "service cache: cache is not running (supervisord says EXITED)"]
+    assert new(_watch(disk=99.0), _watch(disk=99.0), "staging", "web1") == [], \
+        "a disk that was full before the deploy is not the deploy's doing"
+    assert new(_watch(disk=99.0), _watch(), "staging", "web1")[0].startswith("disk /var")
+    assert new(_watch(proxy_5xx=True), _watch(), "staging", "web1") == [], \
+        "the proxy's error share is the probe's business"
+    assert new({}, _watch(), "staging", "web1") == []
