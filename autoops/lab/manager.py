@@ -258,8 +258,11 @@ def write_inventory(paths: LabPaths, hosts: list[LabHost]) -> None:
         "autoops_backup_dir": "/var/backups/autoops",
         "autoops_backup_paths": ["/etc/hostname", "/etc/hosts", "/etc/supervisor"],
         "autoops_deploy_state_dir": "/var/lib/autoops/deploy",
+        # Deploys are verified through the host's Caddy, as its users reach the app.
         "autoops_apps": {"demo": {"repo": "/srv/git/demo.git", "dest": "/srv/apps/demo",
-                                  "service": "autoops-demo"}},
+                                  "service": "autoops-demo", "settle": 5,
+                                  "probe": {"url": "http://127.0.0.1:{{ lab_http_port }}/up",
+                                            "deadline": 15}}},
     }
     (inv / "group_vars" / "all" / "main.yml").write_text(
         "---\n# Written by `autoops lab up`.\n" + yaml.safe_dump(common, sort_keys=True))

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from autoops.exits import ExitStatus
 from autoops.lab import manager
 from autoops.settings import Settings
-from tests.conftest import CACHE_DIR, make_project
+from tests.conftest import CACHE_DIR, make_project, run_cli
 
 pytestmark = pytest.mark.fleet
 
@@ -43,6 +44,15 @@ class Lab:
 
     def on_host(self, host: str, *argv: str) -> str:
         return self.docker("exec", f"autoops-lab-{host}", *argv)
+
+
+def lab_secrets(lab: Lab) -> None:
+    """The lab's SOPS secrets file and age key, made once whichever test module needs them."""
+    if (lab.settings.project_dir / "inventories" / "lab" / "group_vars" / "all"
+            / "secrets.sops.yml").exists():
+        return
+    done = run_cli(lab.settings, "secrets", "init", "--env", "lab")
+    assert done.status == ExitStatus.OK, done.err
 
 
 @pytest.fixture(scope="session")

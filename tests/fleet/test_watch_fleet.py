@@ -28,7 +28,7 @@ from autoops.exits import ExitStatus
 from autoops.lab import image, manager
 from autoops.notify.webhook import sign
 from tests.conftest import run_cli, run_script
-from tests.fleet.conftest import Lab
+from tests.fleet.conftest import Lab, lab_secrets
 from tests.integration.conftest import wait_for
 from tests.integration.receivers import Receiver, serving
 
@@ -90,8 +90,7 @@ hook = pytest.fixture(scope="module", name="hook")(serve)
 @pytest.fixture(scope="module")
 def watched(lab: Lab, receiver: Receiver, hook: Receiver) -> Lab:
     """The lab, with SOPS secrets telling watch where its Telegram and webhook are."""
-    done = run_cli(lab.settings, "secrets", "init", "--env", "lab")
-    assert done.status == ExitStatus.OK, done.err
+    lab_secrets(lab)
     for name, value in (("notify_telegram_token", TOKEN), ("notify_telegram_chat_id", "77"),
                         ("notify_telegram_base_url", receiver.url),
                         ("notify_webhook_url", f"{hook.url}/hook"),
