@@ -57,6 +57,8 @@ class Autoops:
         self.healing = Healing(self.context, self.runs, self.alerts, self.watch)
         self.incidents = Incidents(self.context, self.alerts)
         self.deploys = Deploys(self.context, self.runs, self.watch, self.alerts)
+        self.runs.finished.append(self.deploys.finished)  # record, audit, announce rollbacks
+        self.runs.promotion_gate = self.deploys.gate  # before a deploy runs, and again later
         self.overview = Overview(self.context, self.recovery, self.runs, self.approvals)
 
     @property

@@ -20,6 +20,10 @@ class PruneError(ValueError):
     """Raised when a prune would violate its safety rules."""
 
 
+class WatchJudgeMissingError(RuntimeError):
+    """Raised when the watch checks cannot be judged on this controller (no autoops)."""
+
+
 def autoops_prune_candidates(files: Iterable[Mapping[str, Any]], keep: int) -> list[str]:
     """Paths of backups to delete so that the newest ``keep`` remain.
 
@@ -105,8 +109,13 @@ def autoops_new_criticals(after: Mapping[str, Any], before: Mapping[str, Any], e
     """
     from datetime import UTC, datetime  # noqa: PLC0415  (only when a deploy verifies)
 
-    from autoops.watch.findings import Severity  # noqa: PLC0415
-    from autoops.watch.judge import judge_host  # noqa: PLC0415
+    try:
+        from autoops.watch.findings import Severity  # noqa: PLC0415
+        from autoops.watch.judge import judge_host  # noqa: PLC0415
+    except ImportError as exc:
+        raise WatchJudgeMissingError(
+            "a deploy's watch checks are judged by autoops, which this controller's Python "
+            f"cannot import ({exc}); install autoops here or set the app's watch: false") from exc
 
     skip = set(ignore)
 

@@ -268,10 +268,8 @@ def textfile_dir(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def supervisor(project: Path, tmp_path: Path) -> Iterator[Path]:
-    """A real supervisord running one program, autoops-demo, wired into the local inventory."""
-    base = tmp_path / "sup"
+def start_supervisord(base: Path, programs: str) -> Path:
+    """A real supervisord in ``base`` (socket 0700) running ``programs``: its config file."""
     base.mkdir()
     conf = base / "supervisord.conf"
     conf.write_text(textwrap.dedent(f"""\
@@ -286,12 +284,20 @@ def supervisor(project: Path, tmp_path: Path) -> Iterator[Path]:
         supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
         [supervisorctl]
         serverurl=unix://{base}/supervisor.sock
+        """) + programs)
+    subprocess.run([str(VENV_BIN / "supervisord"), "-c", str(conf)], check=True)
+    return conf
+
+
+@pytest.fixture
+def supervisor(project: Path, tmp_path: Path) -> Iterator[Path]:
+    """A real supervisord running one program, autoops-demo, wired into the local inventory."""
+    conf = start_supervisord(tmp_path / "sup", textwrap.dedent("""\
         [program:autoops-demo]
         command=sleep 100000
         startsecs=1
         autorestart=true
         """))
-    subprocess.run([str(VENV_BIN / "supervisord"), "-c", str(conf)], check=True)
     ctl = [str(VENV_BIN / "supervisorctl"), "-c", str(conf)]
     for _ in range(100):
         state = subprocess.run([*ctl, "status", "autoops-demo"], capture_output=True, text=True,

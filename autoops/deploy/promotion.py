@@ -94,7 +94,7 @@ def evaluate(*, app: str, source: str, target: str, soak: timedelta, commit: str
     elif latest.outcome != "verified":
         refusals.append(f"the last {latest.operation} of {wanted[:12]} in {source} "
                         f"{latest.outcome.replace('_', ' ')} (run {latest.run_id})")
-    started = _soak_start(history, wanted)
+    started, verified_by = _soak(history, wanted)
     ends = started + soak if started else None
     if started is not None and ends is not None and now < ends and not refusals:
         refusals.append(f"{wanted[:12]} has soaked in {source} for "
@@ -112,31 +112,22 @@ def evaluate(*, app: str, source: str, target: str, soak: timedelta, commit: str
         refusals.append(f"{target} is not green: "
                         + "; ".join(f.describe() for f in target_firing))
     return Evidence(app, source, target, wanted, soak,
-                    deploy_run_id=_verified_run(history, wanted), soak_started=started,
+                    deploy_run_id=verified_by, soak_started=started,
                     soak_ends=ends, source_last_watch=source_last_watch,
                     source_critical=tuple(f.describe() for f in source_firing),
                     target_critical=tuple(f.describe() for f in target_firing),
                     refusals=tuple(refusals))
 
 
-def _soak_start(history: Sequence[Deployed], commit: str) -> datetime | None:
-    """When the source's current stretch of verified runs of ``commit`` began.
+def _soak(history: Sequence[Deployed], commit: str) -> tuple[datetime | None, str | None]:
+    """When the source's current stretch of verified runs of ``commit`` began, and its run.
 
     A redeploy of the same commit does not restart the soak; anything else in between
     (another commit, a rollback, a failure) does.
     """
-    started = None
+    started, run_id = None, None
     for row in history:
         if row.commit != commit or row.outcome != "verified":
             break
-        started = row.finished
-    return started
-
-
-def _verified_run(history: Sequence[Deployed], commit: str) -> str | None:
-    run_id = None
-    for row in history:
-        if row.commit != commit or row.outcome != "verified":
-            break
-        run_id = row.run_id
-    return run_id
+        started, run_id = row.finished, row.run_id
+    return started, run_id

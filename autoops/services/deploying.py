@@ -40,10 +40,10 @@ DEPLOY_ACTIONS = {"deploy": "deploy", "deploy-rollback": "rollback"}
 
 
 class Deploys:
+    """The engine hands :meth:`finished` and :meth:`gate` to the run path (``Runs``)."""
+
     def __init__(self, ctx: Context, runs: Runs, watch: Watch, alerts: Alerts) -> None:
         self.ctx, self.runs, self.watch, self.alerts = ctx, runs, watch, alerts
-        runs.finished.append(self.finished)
-        runs.promotion_gate = self.gate
 
     # -- after a run ------------------------------------------------------------------
 

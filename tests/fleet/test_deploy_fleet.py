@@ -30,7 +30,7 @@ from autoops.settings import Settings
 from tests.conftest import run_cli
 from tests.fleet.conftest import Lab, lab_secrets
 from tests.fleet.test_watch_fleet import get, ports
-from tests.integration.conftest import git, wait_for
+from tests.integration.conftest import commit_revision, git, wait_for
 from tests.integration.receivers import Receiver, serving
 
 pytestmark = pytest.mark.fleet
@@ -48,13 +48,7 @@ class Repo:
         git("init", "-q", "-b", "main", cwd=self.source)
 
     def commit(self, version: str, **files: str) -> str:
-        for name in ("HEALTH", "CRASH"):
-            (self.source / name).unlink(missing_ok=True)
-        (self.source / "VERSION").write_text(version)
-        for name, text in files.items():
-            (self.source / name).write_text(text)
-        git("add", "-A", cwd=self.source)
-        git("commit", "-q", "-m", version, cwd=self.source)
+        commit_revision(self.source, version, files)
         bare = self.base / f"demo-{version}.git"
         subprocess.run(["git", "clone", "-q", "--bare", str(self.source), str(bare)], check=True)
         for host in HOSTS:

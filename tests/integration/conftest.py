@@ -62,6 +62,18 @@ def backup_dir(project: Path, tmp_path: Path) -> Path:
     return path
 
 
+def commit_revision(source: Path, version: str, files: dict[str, str],
+                    clear: tuple[str, ...] = ("HEALTH", "CRASH", "MIGRATE")) -> None:
+    """Commit a demo app revision: VERSION, plus ``files`` (the ``clear`` ones removed first)."""
+    for name in clear:
+        (source / name).unlink(missing_ok=True)
+    (source / "VERSION").write_text(version)
+    for name, text in files.items():
+        (source / name).write_text(text)
+    git("add", "-A", cwd=source)
+    git("commit", "-q", "-m", version, cwd=source)
+
+
 def git(*args: str, cwd: Path) -> str:
     env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid"}

@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -29,8 +28,8 @@ from autoops.errors import DeployRolledBackError, PromotionRefusedError
 from autoops.exits import ExitStatus
 from autoops.lab import image
 from autoops.settings import Settings
-from tests.conftest import VENV_BIN, cli_env, localise, run_cli
-from tests.integration.conftest import git, records, set_vars, wait_for
+from tests.conftest import VENV_BIN, cli_env, localise, run_cli, start_supervisord
+from tests.integration.conftest import commit_revision, git, records, set_vars, wait_for
 from tests.integration.receivers import Receiver
 
 pytestmark = pytest.mark.integration
@@ -47,13 +46,7 @@ class Demo:
 
     def commit(self, version: str, **files: str) -> str:
         """A new revision: VERSION, plus HEALTH/CRASH/… files (others removed)."""
-        for name in ("HEALTH", "CRASH", "MIGRATE"):
-            (self.source / name).unlink(missing_ok=True)
-        (self.source / "VERSION").write_text(version)
-        for name, text in files.items():
-            (self.source / name).write_text(text)
-        git("add", "-A", cwd=self.source)
-        git("commit", "-q", "-m", version, cwd=self.source)
+        commit_revision(self.source, version, files)
         git("push", "-q", "origin", "HEAD:main", cwd=self.source)
         return git("rev-parse", "HEAD", cwd=self.source)
 
@@ -100,23 +93,7 @@ def demo(project: Path, tmp_path: Path) -> Iterator[Demo]:
     git("init", "-q", "--bare", "-b", "main", str(bare), cwd=tmp_path)
     source = tmp_path / "src"
     git("clone", "-q", str(bare), str(source), cwd=tmp_path)
-    base = tmp_path / "sup"
-    base.mkdir()
-    conf = base / "supervisord.conf"
-    conf.write_text(textwrap.dedent(f"""\
-        [unix_http_server]
-        file={base}/supervisor.sock
-        chmod=0700
-        [supervisord]
-        logfile={base}/supervisord.log
-        pidfile={base}/supervisord.pid
-        childlogdir={base}
-        [rpcinterface:supervisor]
-        supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
-        [supervisorctl]
-        serverurl=unix://{base}/supervisor.sock
-        """) + programs)
-    subprocess.run([str(VENV_BIN / "supervisord"), "-c", str(conf)], check=True)
+    conf = start_supervisord(tmp_path / "sup", programs)
     (project / "inventories" / "local" / "host_vars" / "localhost.yml").write_text(
         f"---\nautoops_supervisor_config: {conf}\n")
     state = tmp_path / "deploy-state"
