@@ -133,9 +133,9 @@ def cmd_promote(app: Autoops, args: argparse.Namespace, output: Output,
                 stdin: TextIO) -> ExitStatus:
     if args.evidence:
         revision = None
-        if args.revision:  # pinned to its commit as the deploy would be
+        if args.revision:  # pinned to its commit as the deploy would be (a preview's plan)
             the_plan, _decision = app.plan(RunRequest("deploy", args.target, {
-                "app": args.app, "revision": args.revision}))
+                "app": args.app, "revision": args.revision}, check_mode=True))
             revision = str(the_plan.resolved.params["revision"])
         evidence = app.deploys.evidence(args.app, args.source, args.target, revision).to_dict()
         output.text(render.promotion_text(evidence))
@@ -146,6 +146,8 @@ def cmd_promote(app: Autoops, args: argparse.Namespace, output: Output,
                                  actor=args.actor, grant=args.grant, approval=args.approval,
                                  wait=args.wait, confirm=confirm,
                                  on_result=lambda r: output.text(render.result_line(r)))
+    if result.promotion is not None:
+        output.text(render.promotion_text(result.promotion))
     return _finished(result, output)
 
 

@@ -59,6 +59,7 @@ class RunResult:
     results: list[dict[str, Any]]
     error: AutoopsError | None = None
     warnings: list[str] = field(default_factory=list)
+    promotion: dict[str, Any] | None = None  # the promotion gate's evidence, when one applied
 
     @property
     def reports(self) -> dict[str, list[Any]]:
@@ -82,4 +83,5 @@ class RunResult:
             "results": self.results,
             "warnings": self.warnings,
             "error": self.error.to_dict() if self.error else None,
+            **({"promotion": self.promotion} if self.promotion is not None else {}),
         }

@@ -49,6 +49,7 @@ class Attempt:
     plan: Plan
     actor: str
     begun: float = field(default_factory=time.monotonic)  # for autoops_run_duration_seconds
+    promotion: dict[str, Any] | None = None  # what the promotion gate saw, when one applies
 
     def record(self, type_: str, data: dict[str, Any], *, durable: bool = True) -> dict[str, Any]:
         return self.ctx.audit.append(run_id=self.run_id, type_=type_, actor=self.actor,
@@ -118,10 +119,12 @@ class Runs:
     def plan(self, request: RunRequest) -> tuple[Plan, Decision]:
         """Validate, resolve hosts and decide, without running or recording anything.
 
-        A grant or approval passed with the request is checked (not used) and counts.
+        A grant or approval passed with the request is checked (not used) and counts; a
+        deploy the promotion gate would refuse is refused here too.
         """
         actor = self.ctx.actor(request.actor)
         the_plan = self._build(request)
+        self.promotion_gate(the_plan, request.promote_from)  # a deploy it would refuse, refused
         return the_plan, self.decide(the_plan, actor, self._authority(request, the_plan, actor))
 
     def decide(self, the_plan: Plan, actor: str, authority: Authority | None = None) -> Decision:
@@ -170,9 +173,9 @@ class Runs:
         self.recovery.recover()
         attempt = self._begin(request)
         with attempt.refusing():
-            evidence = self.promotion_gate(attempt.plan, request.promote_from)
-        if evidence is not None:
-            attempt.record("run.promotion", evidence)
+            attempt.promotion = self.promotion_gate(attempt.plan, request.promote_from)
+        if attempt.promotion is not None:
+            attempt.record("run.promotion", attempt.promotion)
         with attempt.refusing("refused"):  # a key that cannot open the files stops it here
             loaded = self.ctx.secret_store.load_for_run(attempt.plan.env)
         self.ctx.redactor.add(loaded.values)
@@ -392,7 +395,8 @@ class Runs:
         status, error = self._finish(attempt, outcome, halt, results)
         result = RunResult(run_id=run_id, plan=the_plan, decision=decision, approval=approval,
                            status=status, runner_status=outcome.status, stats=outcome.stats,
-                           results=results, error=error, warnings=outcome.warnings)
+                           results=results, error=error, warnings=outcome.warnings,
+                           promotion=attempt.promotion)
         for listener in self.finished:
             listener(result, attempt.actor)
         return result

@@ -260,6 +260,10 @@ def test_promotion_is_refused_before_the_soak_and_allowed_after(
     time.sleep(9)
     with pytest.raises(PromotionRefusedError, match="no watch of staging ran since"):
         app.deploys.promote("app", "staging", "production", None)
+    refused = run_cli(settings, "promote", "app", "--from", "staging", "--to", "production",
+                      "--revision", "main", "--evidence")
+    assert refused.status == ExitStatus.DENIED, refused.out + refused.err
+    assert "refused: no watch of staging ran since the soak ended" in refused.out
     watched = run_cli(settings, "watch", "--env", "staging", "--json")
     assert json.loads(watched.out)["firing"] == [], watched.out
     evidence = run_cli(settings, "promote", "app", "--from", "staging", "--to", "production",
@@ -271,6 +275,7 @@ def test_promotion_is_refused_before_the_soak_and_allowed_after(
                                    confirm=lambda _p, _d: "production")
     assert promoted.status is ExitStatus.OK, promoted.results
     assert "version v1" in demo.answer(demo.port_b)
+    assert promoted.to_dict()["promotion"]["deploy_run_id"] == staged.run_id
     kinds = [r["type"] for r in records(settings, promoted.run_id)]
     assert kinds.index("run.promotion") < kinds.index("run.decision") < kinds.index("run.started")
     proof = next(r for r in records(settings, promoted.run_id) if r["type"] == "run.promotion")

@@ -125,6 +125,11 @@ def test_a_direct_deploy_to_production_is_refused_before_any_decision(
     recs = records(settings, err.value.details["run_id"])
     assert [r["type"] for r in recs] == ["run.requested", "run.finished"]
     assert recs[1]["data"]["error"]["code"] == "AUTOOPS-PROMOTION-REQUIRED"
+    with pytest.raises(PromotionRequiredError):
+        app.plan(RunRequest("deploy", "production", {"app": "app", "revision": commit}))
+    preview, _decision = app.plan(RunRequest("deploy", "production", {
+        "app": "app", "revision": commit}, check_mode=True))
+    assert preview.check_mode, "a check-mode preview is not a deploy: no gate"
 
 
 def test_a_tag_for_a_repository_the_controller_cannot_read_is_refused(app: Autoops) -> None:
