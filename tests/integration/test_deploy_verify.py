@@ -128,6 +128,13 @@ def test_a_good_revision_is_a_verified_release_and_a_bad_one_goes_back(
     assert str(report["verified"]["probe"]) == "200"
 
     bad = demo.commit("v2", HEALTH="500")
+    preview = app.run(RunRequest("deploy", "local", {"app": "demo", "revision": bad},
+                                 check_mode=True))
+    assert preview.status is ExitStatus.OK, [r for r in preview.results
+                                             if r["status"] == "failed"]
+    assert demo.dest.resolve().name == good, "check mode switched nothing"
+    assert not (demo.dest.parent / "demo.releases" / bad).exists(), "and built nothing"
+    assert demo.record()["pending"] is None
     second = deploy(app, bad)
     assert second.status is ExitStatus.PLAYBOOK_FAILED
     assert isinstance(second.error, DeployRolledBackError)
