@@ -22,6 +22,7 @@ from autoops.cli import (
     incident,
     install,
     lab,
+    mcp,
     metrics,
     render,
     runbooks,
@@ -41,12 +42,12 @@ from autoops.settings import Settings
 __all__ = ["build_parser", "main", "program", "vm_safe_argv", "vm_safe_main", "vm_safe_program"]
 
 GROUPS = (actions, audit, secrets, guards, watch, alerts, metrics, heartbeat, views, install, lab,
-          schedule, runbooks, incident)
+          schedule, runbooks, incident, mcp)
 """Command groups, in the order ``autoops --help`` lists them."""
 
 COMMANDS: dict[str, Handler] = {
     name: handler for group in (actions, audit, lab, secrets, guards, watch, alerts, metrics, views,
-                                schedule, runbooks, incident)
+                                schedule, runbooks, incident, mcp)
     for name, handler in group.COMMANDS.items()}
 
 

@@ -77,6 +77,7 @@ CATALOG_SCHEMA: dict[str, Any] = {
                     },
                     "check_mode": {"type": "boolean"},
                     "pin_revision": {"type": "boolean"},
+                    "idempotent": {"type": "boolean"},
                     "rollback": {"type": ["string", "null"], "pattern": ACTION_NAME},
                     "aliases": {
                         "type": "array",
@@ -145,6 +146,8 @@ class Action:
     # The `revision` parameter (a branch or tag) is resolved to a commit of the `app`'s
     # repository when the run is planned: that commit is what is approved and deployed.
     pin_revision: bool = False
+    # Running it twice leaves what running it once did (SAFE actions are; others say so).
+    idempotent: bool = False
 
     def schema_for(self, env: str | None) -> dict[str, Any]:
         """The full JSON Schema for this action's parameters in ``env``.
@@ -337,6 +340,7 @@ def _build_action(name: str, spec: Mapping[str, Any], doc: Any, path: Path,
         params_schema={"properties": dict(props), "required": list(params.get("required", []))},
         env_params={env: dict(n) for env, n in env_params.items()},
         pin_revision=bool(spec.get("pin_revision", False)),
+        idempotent=bool(spec.get("idempotent", Risk.parse(spec["risk"]) is Risk.SAFE)),
     )
 
 

@@ -203,6 +203,41 @@ class Runs:
             if locked:
                 self.recovery.locks.release(attempt.run_id)
 
+    def request_approval(self, request: RunRequest) -> None:
+        """Record a two-person request for a plan, and never run it (agents ask this way).
+
+        Always raises: ApprovalRequiredError with the request id where the policy wants a
+        second person; otherwise the error that says what the plan needs instead (nothing,
+        a typed confirmation at a terminal, a grant) or why it is denied. Audited.
+        """
+        self.recovery.recover()
+        attempt = self._begin(request)
+        with attempt.refusing():
+            attempt.promotion = self.promotion_gate(attempt.plan, request.promote_from)
+        authority, decision = self._checked(attempt)
+        if decision.outcome is Outcome.APPROVAL_REQUIRED and \
+                policy.SECOND_PERSON in decision.requirements:
+            self._request_second_person(attempt, decision)
+        attempt.record("run.decision", {"decision": decision.to_dict(), "approval": None,
+                                        "grant": authority.grant_summary()})
+        if decision.outcome is Outcome.DENIED:
+            error: AutoopsError = denial(decision.deciding_rule)
+        elif decision.outcome is Outcome.ALLOWED:
+            error = BadInputError(
+                f"{attempt.plan.action_name} in {attempt.plan.env} needs no approval now "
+                "(the policy allows it); nothing was recorded to approve",
+                remedy="Run the action itself.")
+        else:
+            error = ApprovalRequiredError(
+                f"{attempt.plan.action_name} in {attempt.plan.env} needs a typed confirmation "
+                "by a person at a terminal, or a grant; no second person can stand in for it "
+                "here; nothing ran",
+                remedy=f"A person runs `autoops run {attempt.plan.action_name} --env "
+                       f"{attempt.plan.env} …` at a terminal, or issues a grant for it "
+                       "(`autoops grant create …`) that the agent presents.")
+        attempt.refuse(error, "refused")
+        raise error
+
     def _begin(self, request: RunRequest) -> Attempt:
         """Register the run and record what was asked, before anything is decided."""
         who = self.ctx.principal(request.actor)

@@ -34,12 +34,14 @@ MAY_IMPORT: dict[str, set[str]] = {
     "lab": FOUNDATION | {"lab", "settings"},
     "heal": FOUNDATION | {"heal", "core"},
     "deploy": FOUNDATION | {"deploy", "core"},
+    "frontdoors": FOUNDATION | {"frontdoors", "engine", "services", "core"},
     "setup": FOUNDATION | {"setup", "settings"},
     "services": FOUNDATION | {"services", "core", "guard", "state", "audit", "secrets", "run",
                               "settings", "watch", "notify", "setup", "heal", "deploy"},
     "engine": FOUNDATION | {"core", "guard", "state", "audit", "secrets", "run", "settings",
                             "services"},
-    "cli": FOUNDATION | {"cli", "engine", "services", "settings", "core", "lab", "setup", "watch"},
+    "cli": FOUNDATION | {"cli", "engine", "services", "settings", "core", "lab", "setup", "watch",
+                         "frontdoors"},
     "__main__": {"cli"},
 }
 """Layer → the autoops layers it may import (``autoops.X`` names its first component)."""
