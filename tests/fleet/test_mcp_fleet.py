@@ -23,4 +23,4 @@ def test_an_agent_checks_the_health_of_every_lab_host(lab: Lab) -> None:
     assert sorted(doc["reports"]) == ["db1", "web1", "web2"]
     started = [r for r in records(lab.settings, doc["run_id"]) if r["type"] == "run.started"]
     assert started[0]["actor"] == "test-agent@mcp"
-    assert started[0]["data"]["hosts"] == ["db1", "web1", "web2"]
+    assert sorted(started[0]["data"]["hosts"]) == ["db1", "web1", "web2"]
