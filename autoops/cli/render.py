@@ -338,7 +338,7 @@ def promotion_text(evidence: Mapping[str, Any]) -> str:
              f"from {evidence['soak_started'] or '-'} to {evidence['soak_ends'] or '-'}"),
              f"  last watch of {evidence['from']}: {evidence['source_last_watch'] or 'never'}"]
     lines += [f"  refused: {reason}" for reason in evidence["refusals"]]
-    return visible("\n".join(lines))
+    return "\n".join(visible(line) for line in lines)
 
 
 def error_text(error: AutoopsError) -> str:

@@ -270,7 +270,7 @@ def test_promotion_is_refused_before_the_soak_and_allowed_after(
     refused = run_cli(settings, "promote", "app", "--from", "staging", "--to", "production",
                       "--revision", "main", "--evidence")
     assert refused.status == ExitStatus.DENIED, refused.out + refused.err
-    assert "refused: no watch of staging ran since the soak ended" in refused.out
+    assert "\n  refused: no watch of staging ran since the soak ended" in refused.out
     watched = run_cli(settings, "watch", "--env", "staging", "--json")
     assert json.loads(watched.out)["firing"] == [], watched.out
     evidence = run_cli(settings, "promote", "app", "--from", "staging", "--to", "production",

@@ -338,3 +338,15 @@ def test_an_error_is_two_lines_whatever_its_message_and_remedy() -> None:
     text = error_text(AutoopsError("bad\x1b[2J\nrun x: OK", remedy="usage: x\n\nmore\x07"))
     assert text.split("\n") == ["error[AUTOOPS-INTERNAL]: bad\\x1b[2J\\nrun x: OK",
                                 "  remedy: usage: x\\n\\nmore\\x07"]
+
+
+def test_promotion_evidence_is_one_line_per_fact_and_inert() -> None:
+    text = render.promotion_text({
+        "app": "app", "commit": "a" * 40, "from": "staging", "to": "production",
+        "allowed": False, "deploy_run_id": "r-1", "soak": "30m", "soak_started": None,
+        "soak_ends": None, "source_last_watch": None,
+        "refusals": ["staging has critical findings firing: web1 service \x1b[2Jx: down"]})
+    lines = text.splitlines()
+    assert lines[0] == "promote app aaaaaaaaaaaa from staging to production: refused"
+    assert len(lines) == 4
+    assert "\x1b" not in text
