@@ -33,10 +33,11 @@ class Rollout:
                 "failed_check": self.failed_check, "output": self.output,
                 "returned": [r.__dict__ for r in self.returned]}
 
-    def error(self, run_id: str, untouched: Iterable[str] = ()) -> DeployRolledBackError:
+    def error(self, run_id: str, hosts: Iterable[str] = ()) -> DeployRolledBackError:
+        """The run's error; ``hosts`` are the plan's, those not returned never changed."""
         back = [f"{r.host} to {r.commit[:12]}" for r in self.returned if r.rolled_back]
         stuck = [f"{r.host} ({r.problem})" for r in self.returned if not r.rolled_back]
-        spared = sorted(untouched)
+        spared = sorted(set(hosts) - {r.host for r in self.returned})
         text = (f"run {run_id}: deploy of {self.app} {self.attempted[:12]} rolled back: "
                 f"{self.failed_host} failed {self.failed_check!r}: {self.output}; "
                 f"returned {', '.join(back) or 'nothing'}")
@@ -48,23 +49,28 @@ class Rollout:
                                                      "untouched": spared})
 
 
+def reports(results: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    """The newest deploy report of each host of a deploy or rollback run, by host."""
+    newest: dict[str, Mapping[str, Any]] = {}
+    for result in results:
+        report = result.get("report")
+        if isinstance(report, Mapping) and report.get("kind") == "deploy":
+            newest[str(result.get("host"))] = report
+    return newest
+
+
 def stopped(results: Iterable[Mapping[str, Any]]) -> Rollout | None:
     """The rollout a deploy run's results describe as stopped, or None when it was not.
 
     Every host the second play of ``playbooks/deploy.yml`` returned publishes a deploy
-    report with ``rolled_back``; the one with ``failed_here`` is where verification failed.
+    report with ``rolled_back`` last; the one with ``failed_here`` is where verification
+    failed.
     """
-    last: dict[str, Mapping[str, Any]] = {}
-    for result in results:
-        report = result.get("report")
-        if isinstance(report, Mapping) and report.get("kind") == "deploy" \
-                and "rolled_back" in report:
-            last[str(result.get("host"))] = report
+    last = {h: r for h, r in sorted(reports(results).items()) if "rolled_back" in r}
     if not last:
         return None
-    failed = next(((h, r) for h, r in sorted(last.items()) if _yes(r.get("failed_here"))),
-                  None)
-    host, report = failed or next(iter(sorted(last.items())))
+    failed = next(((h, r) for h, r in last.items() if _yes(r.get("failed_here"))), None)
+    host, report = failed or next(iter(last.items()))
     return Rollout(
         app=str(report.get("app", "")), attempted=str(report.get("attempted", "")),
         failed_host=host if failed else "",
@@ -72,7 +78,7 @@ def stopped(results: Iterable[Mapping[str, Any]]) -> Rollout | None:
         output=" ".join(str(report.get("failed_msg") or "").split())[:600],
         returned=tuple(Returned(h, str(r.get("revision", "")), _yes(r.get("rolled_back")),
                                 " ".join(str(r.get("not_returned") or "").split())[:300])
-                       for h, r in sorted(last.items())))
+                       for h, r in last.items()))
 
 
 def _yes(value: Any) -> bool:

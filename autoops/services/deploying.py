@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from autoops.core.plan import Plan
-from autoops.deploy import promotion
+from autoops.deploy import promotion, rollout
 from autoops.deploy.promotion import Deployed, Evidence, Firing
 from autoops.errors import (
     BadInputError,
@@ -54,7 +54,7 @@ class Deploys:
         if operation is None or the_plan.check_mode:
             return
         params = the_plan.resolved.params
-        reported = _reported_commits(result.results)
+        reported = {str(r.get("revision") or "") for r in rollout.reports(result.results).values()}
         if result.status is ExitStatus.OK:
             outcome = "verified"
         elif isinstance(result.error, DeployRolledBackError):
@@ -62,7 +62,7 @@ class Deploys:
         else:
             outcome = "failed"
         commit = str(params.get("revision") or "") if operation == "deploy" else \
-            (reported[0] if len(set(reported)) == 1 else "")
+            (reported.pop() if len(reported) == 1 else "")  # hosts that disagree: unknown
         now = self.ctx.clock()
         self.ctx.db.deploys.add(DeployRow(
             run_id=result.run_id, env=the_plan.env, app=str(params.get("app", "")),
@@ -164,11 +164,3 @@ class Deploys:
                              grant=grant, approval=approval, wait=wait, promote_from=source)
         return self.runs.run(request, confirm=confirm, on_result=on_result)
 
-
-def _reported_commits(results: list[dict[str, Any]]) -> list[str]:
-    last: dict[str, str] = {}
-    for result in results:
-        report = result.get("report")
-        if isinstance(report, dict) and report.get("kind") == "deploy" and report.get("revision"):
-            last[str(result.get("host"))] = str(report["revision"])
-    return [last[h] for h in sorted(last)]

@@ -172,10 +172,7 @@ class Runs:
         """
         self.recovery.recover()
         attempt = self._begin(request)
-        with attempt.refusing():
-            attempt.promotion = self.promotion_gate(attempt.plan, request.promote_from)
-        if attempt.promotion is not None:
-            attempt.record("run.promotion", attempt.promotion)
+        self._promotion(attempt)
         with attempt.refusing("refused"):  # a key that cannot open the files stops it here
             loaded = self.ctx.secret_store.load_for_run(attempt.plan.env)
         self.ctx.redactor.add(loaded.values)
@@ -212,8 +209,7 @@ class Runs:
         """
         self.recovery.recover()
         attempt = self._begin(request)
-        with attempt.refusing():
-            attempt.promotion = self.promotion_gate(attempt.plan, request.promote_from)
+        self._promotion(attempt)
         authority, decision = self._checked(attempt)
         if decision.outcome is Outcome.APPROVAL_REQUIRED and \
                 policy.SECOND_PERSON in decision.requirements:
@@ -237,6 +233,13 @@ class Runs:
                        "(`autoops grant create …`) that the agent presents.")
         attempt.refuse(error, "refused")
         raise error
+
+    def _promotion(self, attempt: Attempt) -> None:
+        """Ask the promotion gate (a refusal ends the run) and record what it saw."""
+        with attempt.refusing():
+            attempt.promotion = self.promotion_gate(attempt.plan, attempt.request.promote_from)
+        if attempt.promotion is not None:
+            attempt.record("run.promotion", attempt.promotion)
 
     def _begin(self, request: RunRequest) -> Attempt:
         """Register the run and record what was asked, before anything is decided."""

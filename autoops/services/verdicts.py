@@ -46,9 +46,7 @@ def classify(outcome: RunOutcome, run_id: str, halt: HaltFacts | None = None,
             f"run {run_id} was cancelled", details=details)
     stopped = rollout.stopped(results) if failed else None
     if stopped is not None:
-        returned = {r.host for r in stopped.returned}
-        return ExitStatus.PLAYBOOK_FAILED, stopped.error(
-            run_id, [h for h in hosts if h not in returned])
+        return ExitStatus.PLAYBOOK_FAILED, stopped.error(run_id, hosts)
     if failed:
         return ExitStatus.PLAYBOOK_FAILED, PlaybookFailedError(
             f"run {run_id}: tasks failed on {', '.join(failed)}", details=details)

@@ -33,7 +33,7 @@ def test_the_failed_host_its_check_and_what_went_back_are_named() -> None:
     assert found is not None
     assert (found.failed_host, found.attempted) == ("web1", "b" * 40)
     assert found.output == "probe GET http://127.0.0.1/up expected 200 last got 500"
-    error = found.error("r-1", untouched=["web4"])
+    error = found.error("r-1", hosts=["web1", "web2", "web3", "web4"])
     assert isinstance(error, DeployRolledBackError)
     assert error.code == "AUTOOPS-DEPLOY-ROLLED-BACK"
     assert error.status is ExitStatus.PLAYBOOK_FAILED
@@ -49,3 +49,11 @@ def test_a_rollout_stopped_by_an_unreachable_host_still_reports_the_returns() ->
     found = rollout.stopped([result("web2", rolled_back=True, revision="a" * 40)])
     assert found is not None
     assert (found.failed_host, found.failed_check) == ("", "unknown")
+
+
+def test_reports_keep_each_hosts_newest_deploy_report() -> None:
+    newest = rollout.reports([result("web1", revision="a" * 40),
+                              {"host": "web1", "report": {"kind": "service"}},
+                              result("web1", revision="b" * 40),
+                              result("web2", revision="c" * 40)])
+    assert {h: r["revision"] for h, r in newest.items()} == {"web1": "b" * 40, "web2": "c" * 40}
