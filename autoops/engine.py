@@ -26,6 +26,7 @@ from autoops.services.incidents import Incidents
 from autoops.services.metrics import Metrics
 from autoops.services.overview import Overview
 from autoops.services.recovery import Recovery
+from autoops.services.reporting import Reports
 from autoops.services.requests import RunRequest, RunResult
 from autoops.services.running import ResultCallback, Runs
 from autoops.services.scheduling import Scheduling
@@ -76,6 +77,10 @@ class Autoops:
     def plan(self, request: RunRequest) -> tuple[Plan, Decision]:
         """Validate, resolve hosts and decide, without running or recording anything."""
         return self.runs.plan(request)
+
+    def reports(self, run_id: str) -> Reports:
+        """Where a front-end's admitted run reports its results (the audit callback)."""
+        return Reports(self.context, self.recovery, run_id)
 
     def refuse_in_service_mode(self, command: str, sub: str | None = None) -> None:
         self.context.refuse_in_service_mode(command, sub)

@@ -53,6 +53,22 @@ class ParamInvalidError(BadInputError):
     default_remedy = "Run `autoops show ACTION` to see the parameters and their rules."
 
 
+class ExtraVarRefusedError(ParamInvalidError):
+    """An extra variable a front-end passed that the action does not declare."""
+
+    code = "AUTOOPS-EXTRAVAR-REFUSED"
+    default_remedy = ("Pass only the action's parameters (`autoops show ACTION`); connection "
+                      "and ansible_* variables belong to the inventory.")
+
+
+class GuardRefusedError(BadInputError):
+    """The pre-flight guard cannot tell what would run, where, or for whom: nothing runs."""
+
+    code = "AUTOOPS-GUARD-REFUSED"
+    default_remedy = ("Launch the catalog's own playbook on one environment's inventory, with "
+                      "no tags, skips, start-at-task or step (`autoops export` sets this up).")
+
+
 class EnvUnknownError(BadInputError):
     code = "AUTOOPS-ENV-UNKNOWN"
     default_remedy = "Use an environment declared in policy.yml with a directory under inventories/."

@@ -237,6 +237,13 @@ class Settings:
         env.update(extra or {})
         return env
 
+    def locator_environ(self) -> dict[str, str]:
+        """What a child autoops (the guard play in a run) needs to find these same settings."""
+        if self.service is not None:
+            return {SERVICE_CONFIG_VAR: str(self.service.path)}
+        return {"AUTOOPS_PROJECT_DIR": str(self.project_dir),
+                "AUTOOPS_STATE_DIR": str(self.state_dir)}
+
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from the process environment (or ``environ``).

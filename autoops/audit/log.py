@@ -41,7 +41,7 @@ RECORD_TYPES = (
     "halt.engaged", "halt.lifted",
     "alert.notified", "alert.acked", "alert.silenced", "alert.unsilenced", "alert.tested",
     "heal.started", "heal.finished", "heal.escalated",
-    "run.promotion", "deploy.rolled_back",
+    "run.promotion", "deploy.rolled_back", "guard.refused",
 )
 _FIELDS = ("v", "seq", "ts", "run_id", "type", "actor", "env", "action", "data", "prev", "hash")
 

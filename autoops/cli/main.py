@@ -17,6 +17,7 @@ from autoops.cli import (
     actions,
     alerts,
     audit,
+    export,
     guards,
     heartbeat,
     incident,
@@ -42,12 +43,12 @@ from autoops.settings import Settings
 __all__ = ["build_parser", "main", "program", "vm_safe_argv", "vm_safe_main", "vm_safe_program"]
 
 GROUPS = (actions, audit, secrets, guards, watch, alerts, metrics, heartbeat, views, install, lab,
-          schedule, runbooks, incident, mcp)
+          schedule, runbooks, incident, mcp, export)
 """Command groups, in the order ``autoops --help`` lists them."""
 
 COMMANDS: dict[str, Handler] = {
     name: handler for group in (actions, audit, lab, secrets, guards, watch, alerts, metrics, views,
-                                schedule, runbooks, incident, mcp)
+                                schedule, runbooks, incident, mcp, export)
     for name, handler in group.COMMANDS.items()}
 
 

@@ -88,7 +88,7 @@ def resolve_hosts(project_dir: Path, inventory: Path, limit: str | None,
     env = tool_environ(project_dir, environ)
     try:
         proc = subprocess.run(cmd, cwd=project_dir, env=env, capture_output=True, text=True,
-                              timeout=120, check=False)
+                              stdin=subprocess.DEVNULL, timeout=120, check=False)
     except subprocess.TimeoutExpired as exc:
         raise InventoryInvalidError(f"listing hosts of {inventory} timed out") from exc
     if proc.returncode != 0 and "leaves us with no hosts" in proc.stderr:
@@ -165,7 +165,8 @@ def _listing(project_dir: Path, inventory: Path, environ: Mapping[str, str]) -> 
     cmd = [ansible_tool("ansible-inventory"), "-i", str(inventory), "--list"]
     try:
         proc = subprocess.run(cmd, cwd=project_dir, env=tool_environ(project_dir, environ),
-                              capture_output=True, text=True, timeout=120, check=False)
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=120, check=False)
     except subprocess.TimeoutExpired as exc:
         raise InventoryInvalidError(f"reading {inventory} timed out") from exc
     if proc.returncode != 0:

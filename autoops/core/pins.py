@@ -61,7 +61,7 @@ def _repositories(app: str, hosts: Sequence[str], project_dir: Path, inv: Path,
            "SOPS_ANSIBLE_AWX_DISABLE_VARS_PLUGIN_TEMPORARILY": "1"}
     try:
         proc = subprocess.run(cmd, cwd=project_dir, env=env, capture_output=True, text=True,
-                              timeout=120, check=False)
+                              stdin=subprocess.DEVNULL, timeout=120, check=False)
         doc = json.loads(proc.stdout)
     except (subprocess.TimeoutExpired, ValueError):
         raise ParamInvalidError(f"cannot read app {app!r}'s repository from the inventory "

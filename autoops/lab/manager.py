@@ -247,6 +247,7 @@ def write_inventory(paths: LabPaths, hosts: list[LabHost]) -> None:
                                    + yaml.safe_dump({"all": {"children": groups}}))
     common = {
         "ansible_host": "127.0.0.1",
+        "autoops_env": "lab",
         "ansible_user": "autoops",
         "ansible_become": True,
         "ansible_python_interpreter": "/usr/bin/python3",

@@ -19,12 +19,14 @@ from typing import Any
 from autoops.audit.log import AuditLog
 from autoops.audit.witness import Witness
 from autoops.common import identity, reasons
+from autoops.common.files import ensure_dir
 from autoops.common.identity import Principal
 from autoops.common.names import ACTOR_NAME
 from autoops.core.catalog import Catalog
 from autoops.core.plan import Content
 from autoops.core.policy import Policy
 from autoops.errors import BadInputError, EnvUnknownError, ServiceRefusedError
+from autoops.guard import tickets
 from autoops.guard.approvals import SecondPerson
 from autoops.guard.grantstore import GrantStore
 from autoops.guard.halts import Halts
@@ -74,6 +76,11 @@ class Context:
         """The audit log; with a witness configured, each durable record is also witnessed."""
         witness = Witness(self.settings.witness) if self.settings.witness else None
         return AuditLog(self.settings.audit_path, self.db, self.redactor, witness=witness)
+
+    @cached_property
+    def ticket_key(self) -> bytes:
+        """The key of run tickets (see :mod:`autoops.guard.tickets`), created on first use."""
+        return tickets.ensure_key(ensure_dir(self.settings.state_dir))
 
     @cached_property
     def halts(self) -> Halts:

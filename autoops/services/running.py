@@ -11,7 +11,7 @@ import os
 import re
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -21,9 +21,15 @@ from autoops.core import policy
 from autoops.core.plan import Plan
 from autoops.core.plan import build as build_plan
 from autoops.core.policy import Decision, HaltFacts, Outcome
-from autoops.errors import ApprovalPlanChangedError, ApprovalRequiredError, AutoopsError, BadInputError
+from autoops.errors import (
+    ApprovalPlanChangedError,
+    ApprovalRequiredError,
+    AutoopsError,
+    BadInputError,
+    GuardRefusedError,
+)
 from autoops.exits import ExitStatus
-from autoops.guard import approvals, confirmation, grants
+from autoops.guard import approvals, confirmation, grants, tickets
 from autoops.guard.locks import needs_lock
 from autoops.run import runner
 from autoops.run.runner import HostResult, RunOutcome
@@ -50,6 +56,7 @@ class Attempt:
     actor: str
     begun: float = field(default_factory=time.monotonic)  # for autoops_run_duration_seconds
     promotion: dict[str, Any] | None = None  # what the promotion gate saw, when one applies
+    pid: int = field(default_factory=os.getpid)  # the process the run lives in (locks, recovery)
 
     def record(self, type_: str, data: dict[str, Any], *, durable: bool = True) -> dict[str, Any]:
         return self.ctx.audit.append(run_id=self.run_id, type_=type_, actor=self.actor,
@@ -234,6 +241,69 @@ class Runs:
         attempt.refuse(error, "refused")
         raise error
 
+    def admit(self, request: RunRequest, origin: Mapping[str, Any], pid: int,
+              inspect: Callable[[Plan], None] = lambda _plan: None) -> Attempt:
+        """Let through a run that a front-end executes itself, or refuse it (both audited).
+
+        The pre-flight guard play calls this for AWX, Semaphore or a plain ansible-playbook:
+        the same plan, promotion gate, policy, grant, second person, host locks and last
+        check as :meth:`run`, with nobody to type a confirmation (a grant or an approved
+        request stands in). ``pid`` (ansible-playbook) holds the run and its locks, so a
+        playbook killed outright is found by the next recovery;
+        :class:`~autoops.services.reporting.Reports` records its results and its end.
+        """
+        self.recovery.recover()
+        attempt = self._begin(request, origin=origin, pid=pid)
+        with attempt.refusing():  # what the front-end's inventory says, against the plan
+            inspect(attempt.plan)
+        self._promotion(attempt)
+        authority, decision = self._checked(attempt)
+        if decision.outcome is Outcome.APPROVAL_REQUIRED and \
+                policy.SECOND_PERSON in decision.requirements:
+            self._request_second_person(attempt, decision)
+        approval = confirmation.satisfy(attempt.plan, decision, None)
+        attempt.record("run.decision", {"decision": decision.to_dict(),
+                                        "approval": approval.to_dict(),
+                                        "grant": authority.grant_summary()})
+        if not approval.satisfied:
+            error = refusal(decision, approval, attempt.plan)
+            if decision.outcome is Outcome.APPROVAL_REQUIRED:
+                error.remedy = (f"Present a grant that covers it (extra var autoops_grant, or "
+                                f"the autoops credential), or run `autoops run "
+                                f"{attempt.plan.action_name} --env {attempt.plan.env} …` at a "
+                                "terminal.")
+            error.details.update(decision=decision.to_dict())
+            attempt.refuse(error)
+            raise error
+        locked = self._lock(attempt, authority)
+        try:
+            authorised = self._recheck(attempt)
+        except BaseException:
+            if locked:
+                self.recovery.locks.release(attempt.run_id)
+            raise
+        the_plan = attempt.plan
+        attempt.record("run.started", {
+            "hosts": list(the_plan.hosts), "check_mode": the_plan.check_mode, "locked": locked,
+            "content_digest": the_plan.content_digest, "authorised_by": authorised,
+            "origin": dict(origin)})
+        return attempt
+
+    def ticketed(self, ticket: str, *, run_id: str, action: str, env: str, check_mode: bool,
+                 params: Mapping[str, Any]) -> str:
+        """The actor of the running run this ticket is for; GuardRefusedError for any other."""
+        row = self.ctx.db.runs.get(run_id) if run_id else None
+        key = tickets.read_key(self.ctx.settings.state_dir)
+        if key is None or row is None or row.status != RunState.RUNNING \
+                or (row.action, row.env) != (action, env) \
+                or not tickets.valid(key, ticket, run_id=run_id, action=action, env=env,
+                                     check_mode=check_mode, params=params):
+            raise GuardRefusedError(
+                f"the run ticket is not that of a running autoops run of {action} (run "
+                f"{run_id or '?'}); nothing ran",
+                remedy="Start it with `autoops run`; a ticket is good for its own run only.")
+        return row.actor
+
     def _promotion(self, attempt: Attempt) -> None:
         """Ask the promotion gate (a refusal ends the run) and record what it saw."""
         with attempt.refusing():
@@ -241,24 +311,30 @@ class Runs:
         if attempt.promotion is not None:
             attempt.record("run.promotion", attempt.promotion)
 
-    def _begin(self, request: RunRequest) -> Attempt:
-        """Register the run and record what was asked, before anything is decided."""
+    def _begin(self, request: RunRequest, *, origin: Mapping[str, Any] | None = None,
+               pid: int | None = None) -> Attempt:
+        """Register the run and record what was asked, before anything is decided.
+
+        ``origin`` is the front-end that runs the playbook itself (AWX, Semaphore, a plain
+        ansible-playbook) and ``pid`` its process, which then holds the run (see :meth:`admit`).
+        """
         who = self.ctx.principal(request.actor)
         the_plan = self._build(request)
         run_id = new_run_id(self.ctx.clock())
-        pid_start = process_start_time(os.getpid()) or ""
+        pid = os.getpid() if pid is None else pid
         self.ctx.db.runs.register(RunRow(
-            run_id=run_id, pid=os.getpid(), pid_start=pid_start, env=the_plan.env,
+            run_id=run_id, pid=pid, pid_start=process_start_time(pid) or "", env=the_plan.env,
             action=the_plan.action_name, actor=who.name, started=self.ctx.clock().isoformat(),
             status=RunState.RUNNING, data_dir=None))
-        attempt = Attempt(self.ctx, run_id, request, the_plan, who.name)
+        attempt = Attempt(self.ctx, run_id, request, the_plan, who.name, pid=pid)
         settings = self.ctx.settings
         attempt.record("run.requested", {
             "plan": the_plan.to_dict(), "os_user": settings.os_user,
             "account": settings.account, "mode": settings.mode,
-            "actor_label": who.label, "controller": socket.gethostname(), "pid": os.getpid(),
+            "actor_label": who.label, "controller": socket.gethostname(), "pid": pid,
             "environ_ignored": list(settings.ignored_environ),
-            "grant": _presented_grant(request.grant), "approval": request.approval})
+            "grant": _presented_grant(request.grant), "approval": request.approval}
+            | ({"origin": dict(origin)} if origin else {}))
         return attempt
 
     def _build(self, request: RunRequest) -> Plan:
@@ -320,8 +396,8 @@ class Runs:
         the_plan = attempt.plan
         if not needs_lock(the_plan.resolved.action.risk, the_plan.check_mode):
             return False
-        holder = LockHolder(run_id=attempt.run_id, actor=attempt.actor, pid=os.getpid(),
-                            pid_start=process_start_time(os.getpid()) or "",
+        holder = LockHolder(run_id=attempt.run_id, actor=attempt.actor, pid=attempt.pid,
+                            pid_start=process_start_time(attempt.pid) or "",
                             acquired=self.ctx.clock().isoformat())
 
         def stale(gone: LockHolder) -> None:
@@ -452,9 +528,14 @@ class Runs:
                 "autoops_run_id": attempt.run_id, "autoops_actor": attempt.actor,
                 "autoops_env": the_plan.env, "autoops_action": the_plan.action_name,
                 "autoops_check_mode": the_plan.check_mode,
+                # the guard play passes at once on this, and only for this run
+                "autoops_ticket": tickets.issue(
+                    self.ctx.ticket_key, run_id=attempt.run_id, action=the_plan.action_name,
+                    env=the_plan.env, check_mode=the_plan.check_mode,
+                    params=the_plan.resolved.params),
             },
-            check_mode=the_plan.check_mode, runs_dir=settings.runs_dir,
-            python=settings.python, environ=settings.child_environ(sops_env),
+            check_mode=the_plan.check_mode, runs_dir=settings.runs_dir, python=settings.python,
+            environ=settings.child_environ({**sops_env, **settings.locator_environ()}),
             age_key=inline_key)
 
     def _finish(self, attempt: Attempt, outcome: RunOutcome, halt: HaltFacts | None,

@@ -1,0 +1,256 @@
+"""The pre-flight guard: what the first play of every catalog playbook decides.
+
+AWX, Semaphore and a plain ``ansible-playbook`` run the catalog's playbooks themselves, so
+the gate has to be inside them: the ``autoops.ops.guard`` action (the first play, on the
+controller) hands :func:`admit` what it sees of the launch, and a refusal fails that play
+before any host task. When ``autoops`` is the caller the run was decided already and
+carries a ticket (:mod:`autoops.guard.tickets`): it passes at once, and only that run.
+
+For everyone else the guard checks, in order: launch options that could skip it (tags,
+skips, start-at-task, step); that the playbook is the action's own; the extra variables
+(only the action's parameters, a grant or approval, and the front-end's identity
+variables — never ``ansible_*`` or anything undeclared); the environment (one inventory
+of the project, or hosts that all say ``autoops_env`` and reach what that inventory says
+they reach); then the whole gate (:meth:`autoops.services.running.Runs.admit`). Every
+refusal is audited.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autoops.core import inventory
+from autoops.core.catalog import Action
+from autoops.core.plan import Plan
+from autoops.engine import Autoops, RunRequest
+from autoops.errors import AutoopsError, ExtraVarRefusedError, GuardRefusedError
+from autoops.services.context import new_run_id
+
+# What autoops itself passes to a run it decided (valid only with its ticket).
+RUN_VARS = frozenset({"autoops_run_id", "autoops_actor", "autoops_env", "autoops_action",
+                      "autoops_check_mode", "autoops_ticket"})
+# What a front-end presents in place of a person now.
+PRESENTED = frozenset({"autoops_grant", "autoops_approval"})
+# The identity variables AWX (and Tower before it) sets, and Semaphore's one variable.
+FRONTEND_VAR = re.compile(r"^(awx|tower)_[a-z0-9_]{1,48}$")
+SEMAPHORE_VAR = "semaphore_vars"
+_ACTOR_JUNK = re.compile(r"[^A-Za-z0-9._+-]+")
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What the guard sees of the ansible-playbook run it guards."""
+
+    action: str  # the action the playbook's guard play names
+    playbooks: tuple[str, ...]  # the playbook paths on the command line
+    inventories: tuple[str, ...]  # the inventory sources on the command line
+    extra_vars: Mapping[str, Any]  # exactly what -e / the extravars file passed
+    hosts: tuple[str, ...]  # every host the playbook targets (after --limit)
+    hostvars: Mapping[str, Mapping[str, Any]]  # autoops_env and the connection of each
+    check_mode: bool
+    options: Mapping[str, Any] = field(default_factory=dict)  # tags, skip_tags, start_at_task…
+    pid: int = 0  # the ansible-playbook process that holds the run
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A run the guard let through: ``autoops`` (decided already) or ``frontdoor``."""
+
+    run_id: str
+    mode: str
+    env: str
+    actor: str
+    hosts: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "mode": self.mode, "env": self.env,
+                "actor": self.actor, "hosts": list(self.hosts)}
+
+
+def admit(app: Autoops, launch: Launch) -> Admitted:
+    """Let the launch through, or raise the refusal (recorded in the audit log)."""
+    env: str | None = None
+    try:
+        check_options(launch.options)
+        action = app.catalog.get(launch.action)
+        check_playbook(action, launch.playbooks, app.settings.project_dir)
+        if "autoops_ticket" in launch.extra_vars:
+            return _ticketed(app, action, launch)
+        try:  # first, so that a refusal of the extra variables is recorded where it aimed
+            env = env_of(launch, app.settings.inventories_dir)
+        finally:
+            check_extra_vars(action, launch.extra_vars)
+        return _front_door(app, action, env, launch)
+    except AutoopsError as error:
+        if "run_id" not in error.details:  # the gate's own refusals are audited already
+            _record_refusal(app, launch, env, error)
+        raise
+
+
+def check_options(options: Mapping[str, Any]) -> None:
+    """Refuse launch options that select tasks: a run is the whole playbook or nothing."""
+    tags = tuple(options.get("tags") or ("all",))
+    chosen = {"tags": tags != ("all",), "skip_tags": bool(options.get("skip_tags")),
+              "start_at_task": bool(options.get("start_at_task")),
+              "step": bool(options.get("step"))}
+    used = [name for name, on in chosen.items() if on]
+    if used:
+        raise GuardRefusedError(f"launch option {', '.join(used)} would run part of the "
+                                "playbook; the catalog runs whole playbooks only; nothing ran")
+
+
+def check_playbook(action: Action, playbooks: Sequence[str], project_dir: Path) -> None:
+    """The launched playbook must be the one the catalog names for this action."""
+    own = (project_dir / action.playbook).resolve()
+    given = [Path(p).resolve() for p in playbooks]
+    if given != [own]:
+        shown = ", ".join(str(p) for p in given) or "none"
+        raise GuardRefusedError(f"{action.name}'s guard ran in {shown}, but the catalog's "
+                                f"playbook for {action.name} is {own}; nothing ran")
+
+
+def check_extra_vars(action: Action, extra: Mapping[str, Any]) -> None:
+    """Only the action's parameters, a grant, an approval and front-end identity pass."""
+    declared = set(action.schema_for(None).get("properties", {}))
+    refused = sorted(name for name in extra
+                     if name not in declared and name not in PRESENTED
+                     and name != SEMAPHORE_VAR and not FRONTEND_VAR.fullmatch(name))
+    if refused:
+        overrides = [n for n in refused if n.startswith("ansible_")]
+        undeclared = [n for n in refused if n not in overrides]
+        parts = ([f"connection overrides {', '.join(overrides)}"] if overrides else []) + \
+                ([f"undeclared extra variables {', '.join(undeclared)}"] if undeclared else [])
+        raise ExtraVarRefusedError(f"{action.name} refuses {' and '.join(parts)}; nothing ran",
+                                   details={"refused": refused})
+    templated = sorted(name for name, value in extra.items() if _holds_template(value))
+    if templated:  # a plain -e value is a trusted template to Ansible: it would be evaluated
+        raise ExtraVarRefusedError(
+            f"{action.name} refuses extra variables holding a template ({{{{ … }}}}, {{% … %}}): "
+            f"{', '.join(templated)}; Ansible would evaluate them; nothing ran",
+            details={"refused": templated})
+
+
+def _holds_template(value: Any) -> bool:
+    if isinstance(value, str):
+        return any(mark in value for mark in ("{{", "{%", "{#"))
+    if isinstance(value, Mapping):
+        return any(_holds_template(k) or _holds_template(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_holds_template(v) for v in value)
+    return False
+
+
+def env_of(launch: Launch, inventories_dir: Path) -> str:
+    """The one environment the launch targets.
+
+    An inventory of the project (``-i inventories/ENV``) names it; a front-end's own
+    inventory (AWX syncs the project's into its database) must have every host say the
+    same ``autoops_env``.
+    """
+    root = inventories_dir.resolve()
+    named = {_env_dir(Path(source), root) for source in launch.inventories}
+    if len(named) == 1 and None not in named:
+        env = named.pop()
+        assert env is not None  # noqa: S101 -- for mypy: None was excluded above
+        return env
+    said = {str(launch.hostvars.get(h, {}).get("autoops_env", "")) for h in launch.hosts}
+    if len(said) == 1 and "" not in said:
+        return said.pop()
+    raise GuardRefusedError(
+        "cannot tell which one environment this run targets (hosts say "
+        f"{sorted(said - {''}) or 'nothing'} for autoops_env); nothing ran",
+        remedy="Use one environment's inventory (the project's inventories/ENV, where every "
+               "host has autoops_env).")
+
+
+def _env_dir(source: Path, root: Path) -> str | None:
+    path = source.resolve()
+    for candidate in (path, *path.parents):
+        if candidate.parent == root:
+            return candidate.name
+    return None
+
+
+def origin_of(extra: Mapping[str, Any]) -> dict[str, Any]:
+    """Which front-end launched the run, as it says: user, job, template."""
+    def var(name: str) -> Any:
+        return extra.get(f"awx_{name}", extra.get(f"tower_{name}"))
+
+    if var("job_id") is not None:
+        return {"frontend": "awx", "user": var("user_name"), "job_id": var("job_id"),
+                "template": var("job_template_name"), "inventory": var("inventory_name"),
+                "launch_type": var("job_launch_type"), "workflow_job_id": var("workflow_job_id")}
+    task = (extra.get(SEMAPHORE_VAR) or {}).get("task_details") \
+        if isinstance(extra.get(SEMAPHORE_VAR), Mapping) else None
+    if isinstance(task, Mapping):
+        return {"frontend": "semaphore", "user": task.get("username"), "job_id": task.get("id"),
+                "template": task.get("template_name") or task.get("template_id")}
+    return {"frontend": "ansible-playbook", "user": None}
+
+
+def actor_of(origin: Mapping[str, Any]) -> str | None:
+    """``USER@awx`` / ``USER@semaphore``; None (the Unix user) for a plain ansible-playbook."""
+    user = origin.get("user")
+    if not user or origin["frontend"] == "ansible-playbook":
+        return None
+    name = _ACTOR_JUNK.sub("-", str(user)).strip("-.")[:48] or "unknown"
+    return f"{name}@{origin['frontend']}"
+
+
+def _ticketed(app: Autoops, action: Action, launch: Launch) -> Admitted:
+    """A run autoops decided: its ticket must be this run's, and the run still running."""
+    extra = launch.extra_vars
+    run_id, env = str(extra.get("autoops_run_id", "")), str(extra.get("autoops_env", ""))
+    actor = app.runs.ticketed(str(extra["autoops_ticket"]), run_id=run_id, action=action.name,
+                              env=env, check_mode=launch.check_mode,
+                              params={k: v for k, v in extra.items() if k not in RUN_VARS})
+    return Admitted(run_id, "autoops", env, actor, launch.hosts)
+
+
+def _front_door(app: Autoops, action: Action, env: str, launch: Launch) -> Admitted:
+    extra = launch.extra_vars
+    declared = set(action.schema_for(None).get("properties", {}))
+    origin = origin_of(extra)
+    request = RunRequest(
+        action=action.name, env=env, params={k: v for k, v in extra.items() if k in declared},
+        limit=",".join(launch.hosts) or None, check_mode=launch.check_mode,
+        actor=actor_of(origin), grant=_text(extra.get("autoops_grant")),
+        approval=_text(extra.get("autoops_approval")))
+    attempt = app.runs.admit(request, origin, launch.pid,
+                             inspect=lambda the_plan: check_addresses(the_plan, launch))
+    return Admitted(attempt.run_id, "frontdoor", env, attempt.actor, attempt.plan.hosts)
+
+
+def check_addresses(the_plan: Plan, launch: Launch) -> None:
+    """Each host must reach the machine the project's inventory for the env says it does."""
+    expected = dict(zip(the_plan.hosts, the_plan.addresses, strict=True))
+    for host in launch.hosts:
+        reaches = inventory.address_of(host, launch.hostvars.get(host, {}))
+        if expected.get(host) != reaches:
+            raise GuardRefusedError(
+                f"host {host} reaches {reaches} here, but inventories/{the_plan.env} says "
+                f"{expected.get(host, 'it is not there')}; nothing ran",
+                remedy=f"Sync the front-end's inventory from inventories/{the_plan.env}.")
+
+
+def _text(value: Any) -> str | None:
+    return str(value).strip() or None if value is not None else None
+
+
+def _record_refusal(app: Autoops, launch: Launch, env: str | None,
+                    error: AutoopsError) -> None:
+    """Audit a launch refused before it became a run (no plan exists to record)."""
+    origin = origin_of(launch.extra_vars)
+    ctx = app.context
+    actor = actor_of(origin) or ctx.settings.os_user
+    run_id = new_run_id(ctx.clock())
+    error.details.update(run_id=run_id)
+    ctx.audit.append(run_id=run_id, type_="guard.refused", actor=actor, env=env or "unknown",
+                     action=launch.action, data={
+                         "origin": origin, "error": error.to_dict(),
+                         "extra_vars": sorted(launch.extra_vars), "hosts": list(launch.hosts),
+                         "playbooks": list(launch.playbooks), "os_user": ctx.settings.os_user})

@@ -1,0 +1,67 @@
+"""The pre-flight guard (``autoops.ops.guard``): the gate inside every catalog playbook.
+
+Runs on the controller only (it never connects to a host). What it sees of the launch —
+the command line's playbook, inventories, tags and extra variables, the play's hosts and
+their connection variables — goes to :func:`autoops.frontdoors.guard.admit`, which decides;
+a refusal fails the task, and the guard play (``any_errors_fatal``) ends the playbook.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ansible import context
+from ansible.plugins.action import ActionBase
+from ansible.utils.vars import load_extra_vars
+
+_HOSTVARS = ("autoops_env", "ansible_host", "ansible_port", "ansible_connection")
+
+
+class ActionModule(ActionBase):  # type: ignore[misc] # untyped base
+    """Decide on the controller; no module is sent anywhere."""
+
+    TRANSFERS_FILES = False
+    _supports_check_mode = True
+    _requires_connection = False
+
+    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = super().run(tmp, task_vars)
+        task_vars = task_vars or {}
+        result["changed"] = False
+        try:
+            from autoops.engine import Autoops  # noqa: PLC0415 -- only where Ansible runs it
+            from autoops.errors import AutoopsError  # noqa: PLC0415
+            from autoops.frontdoors.guard import Launch, admit  # noqa: PLC0415
+            from autoops.settings import Settings  # noqa: PLC0415
+        except ImportError as exc:
+            result.update(failed=True, msg=f"AUTOOPS-GUARD-REFUSED: autoops is not importable "
+                          f"here ({exc}); the guard fails closed — nothing ran")
+            return result
+        hosts = tuple(str(h) for h in task_vars.get("ansible_play_hosts_all", ()))
+        hostvars = task_vars.get("hostvars", {})
+        launch = Launch(
+            action=str(self._task.args.get("action", "")),
+            playbooks=tuple(str(p) for p in context.CLIARGS.get("args", ())),
+            inventories=tuple(str(i) for i in context.CLIARGS.get("inventory") or ()),
+            extra_vars=dict(load_extra_vars(self._loader)),
+            hosts=hosts,
+            hostvars={h: {k: hostvars[h][k] for k in _HOSTVARS if k in hostvars[h]}
+                      for h in hosts if h in hostvars},
+            check_mode=bool(context.CLIARGS.get("check", False)),  # the run's, not this task's
+            options={"tags": tuple(context.CLIARGS.get("tags") or ()),
+                     "skip_tags": tuple(context.CLIARGS.get("skip_tags") or ()),
+                     "start_at_task": context.CLIARGS.get("start_at_task"),
+                     "step": context.CLIARGS.get("step")},
+            pid=os.getppid(),  # the worker's parent: ansible-playbook, which holds the run
+        )
+        try:
+            admitted = admit(Autoops(Settings.from_environ()), launch)
+        except AutoopsError as error:
+            result.update(failed=True, autoops_error={**error.to_dict(), **error.details},
+                          msg=f"{error.code}: {error.message} — {error.remedy}")
+            return result
+        result.update(autoops_guard=admitted.to_dict(),
+                      msg=f"run {admitted.run_id} admitted ({admitted.mode}) as "
+                          f"{admitted.actor} in {admitted.env}")
+        return result
