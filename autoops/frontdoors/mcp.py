@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -48,12 +49,18 @@ class AgentDoor:
         return [_tool(spec) for spec in self.specs.values()]
 
     def call(self, name: str, arguments: dict[str, Any], actor: str,
-             progress: Callable[[str], None]) -> types.CallToolResult:
-        """One tool call, synchronously (the server runs it in a worker thread)."""
+             progress: Callable[[str], None],
+             cancelled: Callable[[], bool] = lambda: False) -> types.CallToolResult:
+        """One tool call, synchronously (the server runs it in a worker thread).
+
+        ``cancelled`` turning true (the client cancelled the request) cancels the run as
+        Ctrl-C would: its worker and every process below it are killed, and the run is
+        recorded as interrupted.
+        """
         try:
             if name not in self.specs:
                 raise BadInputError(f"unknown tool {name!r}", remedy="List the tools.")
-            doc = self._dispatch(name, arguments, actor, progress)
+            doc = self._dispatch(name, arguments, actor, progress, cancelled)
         except AutoopsError as exc:
             doc = {"exit_status": int(exc.status), "status": exc.status.name.lower(),
                    "error": exc.to_dict()}
@@ -68,7 +75,8 @@ class AgentDoor:
                                     structured_content=doc, is_error=doc["exit_status"] != 0)
 
     def _dispatch(self, name: str, args: dict[str, Any], actor: str,
-                  progress: Callable[[str], None]) -> dict[str, Any]:
+                  progress: Callable[[str], None],
+                  cancelled: Callable[[], bool]) -> dict[str, Any]:
         if name == "status":
             return {"exit_status": 0, "status": "ok", "status_board": self.app.overview.dashboard()}
         if name == "audit_query":
@@ -86,7 +94,7 @@ class AgentDoor:
         if name == "request_approval":
             self.app.runs.request_approval(request)  # always raises
         result: RunResult = self.app.run(
-            request, confirm=None,
+            request, confirm=None, cancel=cancelled,
             on_result=lambda r: progress(f"{r['host']}: {r['task']} {r['status']}"))
         doc = result.to_dict()
         doc["exit_status"] = int(result.status)
@@ -138,16 +146,22 @@ def serve(app: Autoops, actor: str | None = None) -> None:
         who = door.actor(client.client_info.name if client else None)
         token = ctx.meta.get("progress_token") if ctx.meta is not None else None
         sent = [0]
+        stop = threading.Event()
 
         def progress(message: str) -> None:
-            if token is None:
+            if token is None or stop.is_set():
                 return
             sent[0] += 1
             anyio.from_thread.run(ctx.session.send_progress_notification, token,
                                   float(sent[0]), None, message)
 
-        return await anyio.to_thread.run_sync(
-            door.call, params.name, dict(params.arguments or {}), who, progress)
+        try:
+            return await anyio.to_thread.run_sync(
+                door.call, params.name, dict(params.arguments or {}), who, progress,
+                stop.is_set, abandon_on_cancel=True)
+        except anyio.get_cancelled_exc_class():
+            stop.set()  # the client cancelled: the engine cancels the run in its thread
+            raise
 
     server: Server[Any] = Server("autoops", version=__version__,
                                  instructions="Allowlisted, policy-gated, audited operations. "

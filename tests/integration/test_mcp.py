@@ -8,6 +8,7 @@ the request id or the command a person runs, and nothing runs.
 from __future__ import annotations
 
 import json
+import subprocess
 from typing import Any
 
 import anyio
@@ -115,3 +116,23 @@ def test_an_agent_runs_a_safe_action_and_is_refused_what_needs_a_person(
     assert structured(got["plan"])["exit_status"] == 4
     ran = [r for r in records(settings) if r["type"] == "run.started"]
     assert [r["action"] for r in ran] == ["health"], "nothing but the SAFE run executed"
+
+
+def test_a_cancelled_tool_call_cancels_its_run_and_leaves_no_process(settings: Settings) -> None:
+    """The client gives up on a long run: the run is interrupted, its processes killed."""
+    async def steps(s: ClientSession) -> None:
+        with anyio.move_on_after(20):  # the SDK sends notifications/cancelled on abandon
+            await s.call_tool("test-sleep", {"env": "local", "params": {"seconds": 300}})
+        # the session stays open while the server cancels the run in its thread
+        with anyio.fail_after(60):
+            while not any(r["type"] == "run.interrupted" for r in records(settings)):
+                await anyio.sleep(0.2)
+
+    talk(settings, steps)
+    run = [r for r in records(settings) if r["action"] == "test-sleep"]
+    assert [r["type"] for r in run][-2:] == ["run.interrupted", "run.finished"], run
+    assert run[-1]["data"]["status"] == "interrupted"
+    assert run[-1]["actor"] == "test-agent@mcp"
+    left = subprocess.run(["pgrep", "-f", "sleep 300"], capture_output=True, text=True,
+                          check=False)
+    assert left.stdout.strip() == "", "a process of the cancelled run outlived it"
