@@ -267,23 +267,26 @@ def rootfs_tarball(cache_dir: Path) -> Path:
     tarball = cache_dir / f"rootfs-{recipe_hash()}.tar"
     if tarball.exists():
         return tarball
-    return _build_rootfs(tarball)
+    return build_rootfs(tarball)
 
 
-def _build_rootfs(tarball: Path, progress: Progress = print) -> Path:
+def build_rootfs(tarball: Path, progress: Progress = print, *,
+                  packages: tuple[str, ...] = PACKAGES, files: dict[str, str] | None = None,
+                  setup: str = SETUP) -> Path:
+    """debootstrap ``packages``, add ``files``, run ``setup`` in it, and tar it up."""
     debootstrap = shutil.which("debootstrap") or "/usr/sbin/debootstrap"
     if not Path(debootstrap).exists():
         raise LabError("debootstrap is not installed", remedy="apt-get install debootstrap")
     tarball.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="autoops-rootfs-", dir=tarball.parent) as tmp:
         root = Path(tmp) / "root"
-        progress(f"lab: building the base image with debootstrap ({SUITE}, takes minutes) …")
-        _run([debootstrap, "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE,
+        progress(f"building a {SUITE} root filesystem with debootstrap (takes minutes) …")
+        _run([debootstrap, "--variant=minbase", f"--include={','.join(packages)}", SUITE,
               str(root), MIRROR], "debootstrap")
-        for name, text in FILES.items():
+        for name, text in (FILES if files is None else files).items():
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             (root / name).write_text(text)
-        _run(["chroot", str(root), "/bin/sh", "-c", SETUP], "image setup")
+        _run(["chroot", str(root), "/bin/sh", "-c", setup], "image setup")
         # Per process: two labs building at once must not write one partial file.
         partial = tarball.with_name(f"{tarball.name}.{os.getpid()}.partial")
         _run(["tar", "--numeric-owner", "-C", str(root), "-cf", str(partial), "."], "tar")
@@ -298,7 +301,7 @@ def ensure_image(engine: Engine, cache_dir: Path, progress: Progress) -> str:
         return tag
     tarball = cache_dir / f"rootfs-{recipe_hash()}.tar"
     if not tarball.exists():
-        _build_rootfs(tarball, progress)
+        build_rootfs(tarball, progress)
     progress(f"lab: importing {tarball.name} as {tag} …")
     engine.docker("import", "--change", 'CMD ["/usr/local/sbin/autoops-lab-init", "2222"]',
                   str(tarball), tag)
