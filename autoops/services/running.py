@@ -184,19 +184,7 @@ class Runs:
             loaded = self.ctx.secret_store.load_for_run(attempt.plan.env)
         self.ctx.redactor.add(loaded.values)
         authority, decision = self._checked(attempt)
-        if decision.outcome is Outcome.APPROVAL_REQUIRED and \
-                policy.SECOND_PERSON in decision.requirements:
-            self._request_second_person(attempt, decision)
-        with attempt.interruptible("waiting for approval"):
-            approval = confirmation.satisfy(attempt.plan, decision, confirm)
-        attempt.record("run.decision", {"decision": decision.to_dict(),
-                                        "approval": approval.to_dict(),
-                                        "grant": authority.grant_summary()})
-        if not approval.satisfied:
-            error = refusal(decision, approval, attempt.plan)
-            error.details.update(decision=decision.to_dict())
-            attempt.refuse(error)
-            raise error
+        approval = self._clear(attempt, authority, decision, confirm)
         locked = self._lock(attempt, authority)
         try:
             authorised = self._recheck(attempt)
@@ -258,23 +246,10 @@ class Runs:
             inspect(attempt.plan)
         self._promotion(attempt)
         authority, decision = self._checked(attempt)
-        if decision.outcome is Outcome.APPROVAL_REQUIRED and \
-                policy.SECOND_PERSON in decision.requirements:
-            self._request_second_person(attempt, decision)
-        approval = confirmation.satisfy(attempt.plan, decision, None)
-        attempt.record("run.decision", {"decision": decision.to_dict(),
-                                        "approval": approval.to_dict(),
-                                        "grant": authority.grant_summary()})
-        if not approval.satisfied:
-            error = refusal(decision, approval, attempt.plan)
-            if decision.outcome is Outcome.APPROVAL_REQUIRED:
-                error.remedy = (f"Present a grant that covers it (extra var autoops_grant, or "
-                                f"the autoops credential), or run `autoops run "
-                                f"{attempt.plan.action_name} --env {attempt.plan.env} …` at a "
-                                "terminal.")
-            error.details.update(decision=decision.to_dict())
-            attempt.refuse(error)
-            raise error
+        self._clear(attempt, authority, decision, None, remedy=(
+            "Present a grant that covers it (extra var autoops_grant, or the autoops "
+            f"credential), or run `autoops run {attempt.plan.action_name} --env "
+            f"{attempt.plan.env} …` at a terminal."))
         locked = self._lock(attempt, authority)
         try:
             authorised = self._recheck(attempt)
@@ -303,6 +278,31 @@ class Runs:
                 f"{run_id or '?'}); nothing ran",
                 remedy="Start it with `autoops run`; a ticket is good for its own run only.")
         return row.actor
+
+    def _clear(self, attempt: Attempt, authority: Authority, decision: Decision,
+               confirm: confirmation.Confirm | None,
+               remedy: str | None = None) -> confirmation.Clearance:
+        """Get what the decision needs now, record it, and refuse the run if it is not met.
+
+        A second person is requested (the run stops, status 4); a typed confirmation is
+        asked through ``confirm`` (None: nobody to ask; ``remedy`` then says what instead).
+        """
+        if decision.outcome is Outcome.APPROVAL_REQUIRED and \
+                policy.SECOND_PERSON in decision.requirements:
+            self._request_second_person(attempt, decision)
+        with attempt.interruptible("waiting for approval"):
+            approval = confirmation.satisfy(attempt.plan, decision, confirm)
+        attempt.record("run.decision", {"decision": decision.to_dict(),
+                                        "approval": approval.to_dict(),
+                                        "grant": authority.grant_summary()})
+        if not approval.satisfied:
+            error = refusal(decision, approval, attempt.plan)
+            if remedy is not None and decision.outcome is Outcome.APPROVAL_REQUIRED:
+                error.remedy = remedy
+            error.details.update(decision=decision.to_dict())
+            attempt.refuse(error)
+            raise error
+        return approval
 
     def _promotion(self, attempt: Attempt) -> None:
         """Ask the promotion gate (a refusal ends the run) and record what it saw."""
