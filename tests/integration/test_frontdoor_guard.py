@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -89,10 +90,12 @@ def playbook(settings: Settings, env: str, name: str, *args: str) -> subprocess.
 
 
 def awx_job(settings: Settings, tmp_path: Path, env: str, name: str,
-            extravars: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+            extravars: dict[str, Any], *,
+            tamper: Callable[[dict[str, Any]], None] | None = None) -> tuple[int, dict[str, Any]]:
     """Run the playbook as AWX does: ansible-runner over a private data dir whose inventory
-    is AWX's own copy (synced from the project: hosts and their variables), with AWX's extra
-    vars and job environment. Returns the exit status and the recap's stats."""
+    is AWX's own copy (synced from the project: hosts and their variables; ``tamper`` edits
+    that copy), with AWX's extra vars and job environment. Returns the exit status and the
+    recap's stats."""
     project = settings.project_dir
     pdd = tmp_path / f"awx-{name}-{len(list(tmp_path.glob('awx-*')))}"
     (pdd / "env").mkdir(parents=True)
@@ -101,6 +104,8 @@ def awx_job(settings: Settings, tmp_path: Path, env: str, name: str,
         [str(VENV_BIN / "ansible-inventory"), "-i", f"inventories/{env}", "--list"],
         cwd=project, env=environ(settings), capture_output=True, text=True, check=True).stdout)
     hostvars = listing["_meta"]["hostvars"]
+    if tamper is not None:
+        tamper(hostvars)
     (pdd / "inventory" / "hosts").write_text(yaml.safe_dump({"all": {"hosts": hostvars}}))
     (pdd / "env" / "extravars").write_text(yaml.safe_dump({**AWX_VARS, **extravars}))
     (pdd / "env" / "envvars").write_text(yaml.safe_dump(
@@ -253,33 +258,16 @@ def test_the_guard_refuses_a_playbook_that_is_not_the_actions_own(front: Setting
 
 def test_an_awx_inventory_that_moves_a_host_is_refused(front: Settings, tmp_path: Path) -> None:
     """AWX's inventory says the production host is somewhere the project's does not."""
-    inventory = front.project_dir / "inventories" / "production" / "hosts.yml"
-    original = inventory.read_text()
-    moved = original.replace("ansible_connection: local",
-                             "ansible_connection: ssh\n      ansible_host: 192.0.2.10")
-    # AWX's copy is made from the edited file; the project keeps the original.
-    inventory.write_text(moved)
-    pdd_listing = subprocess.run(
-        [str(VENV_BIN / "ansible-inventory"), "-i", "inventories/production", "--list"],
-        cwd=front.project_dir, env=environ(front), capture_output=True, text=True, check=True)
-    inventory.write_text(original)
-    hostvars = json.loads(pdd_listing.stdout)["_meta"]["hostvars"]
-    pdd = tmp_path / "awx-moved"
-    (pdd / "env").mkdir(parents=True)
-    (pdd / "inventory").mkdir()
-    (pdd / "inventory" / "hosts").write_text(yaml.safe_dump({"all": {"hosts": hostvars}}))
-    (pdd / "env" / "extravars").write_text(yaml.safe_dump({**AWX_VARS, "dest": "/tmp/x"}))
-    proc = subprocess.run(
-        [str(VENV_BIN / "ansible-runner"), "run", str(pdd), "-p", "playbooks/test-touch.yml",
-         "--project-dir", str(front.project_dir)],
-        env=environ(front), capture_output=True, text=True, check=False, timeout=300)
-    assert proc.returncode != 0
+    def move(hostvars: dict[str, Any]) -> None:
+        hostvars["production-box"].update(ansible_connection="ssh", ansible_host="192.0.2.10")
+
+    rc, _ = awx_job(front, tmp_path, "production", "test-touch.yml", {"dest": "/tmp/x"}, tamper=move)
+    assert rc != 0
     finished = of_type(front, "run.finished")
     assert len(finished) == 1
     assert not of_type(front, "run.started")
     assert finished[0]["data"]["error"]["code"] == "AUTOOPS-GUARD-REFUSED"
     assert "reaches 192.0.2.10:22" in finished[0]["data"]["error"]["message"]
-
 
 def answers(items: list[dict[str, Any]]) -> dict[str, Any]:
     """What AWX sends for a survey filled in with defaults (or the first choice, the minimum)."""
