@@ -227,16 +227,25 @@ def run_summary(run: Mapping[str, Any]) -> str:
     return "\n".join(out)
 
 
+# What a report of each kind must hold to be shown as that kind (a host's report is data:
+# one that only says its kind is shown as plain keys and values).
+_REPORT_SHAPES = {"health": {"memory", "mounts"}, "disk": {"path", "mounts"},
+                  "service": {"service", "manager", "state", "pid"}}
+
+
 def report_text(host: str, report: Any) -> str:
-    if isinstance(report, Mapping) and report.get("kind") == "health":
+    kind = report.get("kind") if isinstance(report, Mapping) else None
+    if isinstance(kind, str) and not _REPORT_SHAPES.get(kind, set()) <= set(report):
+        kind = None  # a report that does not have its kind's shape
+    if kind == "health":
         return health_text(host, report)
-    if isinstance(report, Mapping) and report.get("kind") == "disk":
+    if kind == "disk":
         return disk_text(host, report)
-    if isinstance(report, Mapping) and report.get("kind") == "service":
+    if kind == "service":
         return (f"{visible(host)} — service {visible(report['service'])} "
                 f"({visible(report['manager'])}): {visible(report['state'])}"
                 f", pid {visible(report['pid'])}"
-                + (f" (was {visible(report['pid_before'])})"
+                + (f" (was {visible(report.get('pid_before'))})"
                    if report.get("operation") == "restart" else ""))
     if isinstance(report, Mapping):
         body = "\n".join(f"  {visible(k)}: {json.dumps(v) if not isinstance(v, str) else visible(v)}"
