@@ -55,7 +55,7 @@ _NOTABLE = frozenset({"BASH_ENV", "ENV", "TMPDIR", "TZ", "TZDIR", "PERL5LIB", "P
                       "RUBYLIB", "NODE_OPTIONS", "LOCPATH", "GCONV_PATH"})
 # What autoops itself reads in same-user mode (never passed on as such).
 _CONSUMED = frozenset({"AUTOOPS_PROJECT_DIR", "AUTOOPS_STATE_DIR", "AUTOOPS_AUDIT_WITNESS",
-                       "AUTOOPS_METRICS_DIR", SERVICE_CONFIG_VAR, "SOPS_AGE_KEY_FILE",
+                       "AUTOOPS_METRICS_DIR", SERVICE_CONFIG_VAR, "SOPS_AGE_KEY_FILE", "JOB_ID",
                        INLINE_KEY_VAR})
 
 
@@ -173,6 +173,9 @@ class Settings:
     # (still counted in state.db, never written).
     metrics_dir: Path | None = None
     home: Path | None = None  # HOME for child processes (default: the account's home)
+    # AWX's job id (its JOB_ID in a job's environment): the guard believes awx_* variables
+    # only for that job.
+    awx_job_id: str | None = None
     passthrough: Mapping[str, str] = field(default_factory=dict)  # locale, TERM, …
     ignored_environ: tuple[str, ...] = ()  # inherited variables dropped (named in a notice)
     service: ServiceConfig | None = None
@@ -299,6 +302,7 @@ class Settings:
             metrics_dir=Path(env["AUTOOPS_METRICS_DIR"]).expanduser().resolve()
             if env.get("AUTOOPS_METRICS_DIR") else None,
             home=home.expanduser(),
+            awx_job_id=env.get("JOB_ID") or None,
             passthrough=_passthrough(env, _PASS_THROUGH | _USER_PASS_THROUGH),
             ignored_environ=_ignored(env, _CONSUMED),
         )

@@ -15,10 +15,21 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+# How a front door labels the person behind it (``alice@awx``): one person either way.
+FRONT_DOORS = ("@awx", "@semaphore", "@mcp")
+
 
 def normalise(name: str) -> str:
-    """The comparable form of an identity (NFKC, case-folded, no surrounding space)."""
-    return unicodedata.normalize("NFKC", name).casefold().strip()
+    """The comparable form of an identity (NFKC, case-folded, no surrounding space).
+
+    A front door's label is dropped: ``alice@awx`` and Unix ``alice`` are one person, so a
+    request made through AWX cannot be approved by its requester at a shell.
+    """
+    text = unicodedata.normalize("NFKC", name).casefold().strip()
+    for suffix in FRONT_DOORS:
+        if text.endswith(suffix) and len(text) > len(suffix):
+            return text[:-len(suffix)]
+    return text
 
 
 def same(first: str | None, second: str | None) -> bool:

@@ -24,6 +24,12 @@ def process_start_time(pid: int) -> str | None:
     return fields[19] if fields else None  # field 22 of proc(5)
 
 
+def parent_of(pid: int) -> int | None:
+    """The parent process of ``pid``, or None if it is gone."""
+    fields = stat_fields(pid)
+    return int(fields[1]) if fields else None  # field 4 of proc(5)
+
+
 def is_alive(pid: int, start: str) -> bool:
     return process_start_time(pid) == start
 

@@ -137,6 +137,13 @@ def host_addresses(project_dir: Path, inventory: Path,
     return {str(host): address_of(str(host), dict(hv or {})) for host, hv in hostvars.items()}
 
 
+def host_vars(project_dir: Path, inventory: Path,
+              environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """Each host's variables as written (group and host vars merged, nothing templated)."""
+    hostvars = _listing(project_dir, inventory, environ).get("_meta", {}).get("hostvars", {})
+    return {str(host): dict(hv or {}) for host, hv in hostvars.items()}
+
+
 def host_groups(project_dir: Path, inventory: Path,
                 environ: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
     """Each host of an inventory and every group it is in (parents of its groups too)."""

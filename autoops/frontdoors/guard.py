@@ -17,11 +17,14 @@ refusal is audited.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from autoops.core import inventory
 from autoops.core.catalog import Action
@@ -81,14 +84,19 @@ def admit(app: Autoops, launch: Launch) -> Admitted:
         if "autoops_ticket" in launch.extra_vars:
             return _ticketed(app, action, launch)
         try:  # first, so that a refusal of the extra variables is recorded where it aimed
-            env = env_of(launch, app.settings.inventories_dir)
+            env, foreign = env_of(launch, app.settings.inventories_dir)
         finally:
             check_extra_vars(action, launch.extra_vars)
-        return _front_door(app, action, env, launch)
+        return _front_door(app, action, env, foreign, launch)
     except AutoopsError as error:
         if "run_id" not in error.details:  # the gate's own refusals are audited already
             _record_refusal(app, launch, env, error)
         raise
+    except Exception as exc:  # whatever it is, nothing runs, and that is recorded
+        unexpected = GuardRefusedError(f"the guard could not check this launch "
+                                       f"({type(exc).__name__}: {exc}); nothing ran")
+        _record_refusal(app, launch, env, unexpected)
+        raise unexpected from exc
 
 
 def check_options(options: Mapping[str, Any]) -> None:
@@ -96,17 +104,25 @@ def check_options(options: Mapping[str, Any]) -> None:
     tags = tuple(options.get("tags") or ("all",))
     chosen = {"tags": tags != ("all",), "skip_tags": bool(options.get("skip_tags")),
               "start_at_task": bool(options.get("start_at_task")),
-              "step": bool(options.get("step"))}
+              "step": bool(options.get("step")),
+              # how hosts are reached is the inventory's to say (-u and --private-key lose
+              # to its ansible_user and key; these would not)
+              "connection": options.get("connection") not in (None, "", "ssh", "smart"),
+              "become_user": options.get("become_user") not in (None, "", "root"),
+              **{name: bool(options.get(name)) for name in (
+                  "ssh_common_args", "ssh_extra_args", "sftp_extra_args", "scp_extra_args")}}
     used = [name for name, on in chosen.items() if on]
     if used:
         raise GuardRefusedError(f"launch option {', '.join(used)} would run part of the "
-                                "playbook; the catalog runs whole playbooks only; nothing ran")
+                                "playbook or reach hosts otherwise than the inventory says; "
+                                "nothing ran")
 
 
 def check_playbook(action: Action, playbooks: Sequence[str], project_dir: Path) -> None:
     """The launched playbook must be the one the catalog names for this action."""
-    own = (project_dir / action.playbook).resolve()
-    given = [Path(p).resolve() for p in playbooks]
+    own = Path(os.path.abspath(project_dir / action.playbook))  # noqa: PTH100 -- lexical
+    # lexically, not resolved: a symbolic link elsewhere would bring its own roles/ along
+    given = [Path(os.path.abspath(p)) for p in playbooks]  # noqa: PTH100
     if given != [own]:
         shown = ", ".join(str(p) for p in given) or "none"
         raise GuardRefusedError(f"{action.name}'s guard ran in {shown}, but the catalog's "
@@ -144,22 +160,23 @@ def _holds_template(value: Any) -> bool:
     return False
 
 
-def env_of(launch: Launch, inventories_dir: Path) -> str:
-    """The one environment the launch targets.
+def env_of(launch: Launch, inventories_dir: Path) -> tuple[str, bool]:
+    """The one environment the launch targets, and whether its inventory is a foreign copy.
 
     An inventory of the project (``-i inventories/ENV``) names it; a front-end's own
     inventory (AWX syncs the project's into its database) must have every host say the
-    same ``autoops_env``.
+    same ``autoops_env``, and is then compared with the project's (:func:`check_inventory`).
     """
-    root = inventories_dir.resolve()
-    named = {_env_dir(Path(source), root) for source in launch.inventories}
-    if len(named) == 1 and None not in named:
-        env = named.pop()
-        assert env is not None  # noqa: S101 -- for mypy: None was excluded above
-        return env
+    if len(launch.inventories) != 1:
+        raise GuardRefusedError(
+            f"{len(launch.inventories)} inventory sources; a run reads exactly one "
+            "environment's inventory; nothing ran")
+    named = _env_dir(Path(launch.inventories[0]), inventories_dir.resolve())
+    if named is not None:
+        return named, False
     said = {str(launch.hostvars.get(h, {}).get("autoops_env", "")) for h in launch.hosts}
     if len(said) == 1 and "" not in said:
-        return said.pop()
+        return said.pop(), True
     raise GuardRefusedError(
         "cannot tell which one environment this run targets (hosts say "
         f"{sorted(said - {''}) or 'nothing'} for autoops_env); nothing ran",
@@ -207,34 +224,75 @@ def _ticketed(app: Autoops, action: Action, launch: Launch) -> Admitted:
     run_id, env = str(extra.get("autoops_run_id", "")), str(extra.get("autoops_env", ""))
     actor = app.runs.ticketed(str(extra["autoops_ticket"]), run_id=run_id, action=action.name,
                               env=env, check_mode=launch.check_mode,
-                              params={k: v for k, v in extra.items() if k not in RUN_VARS})
+                              params={k: v for k, v in extra.items() if k not in RUN_VARS},
+                              hosts=launch.hosts, playbook_pid=launch.pid)
     return Admitted(run_id, "autoops", env, actor, launch.hosts)
 
 
-def _front_door(app: Autoops, action: Action, env: str, launch: Launch) -> Admitted:
+def _front_door(app: Autoops, action: Action, env: str, foreign: bool,
+                launch: Launch) -> Admitted:
     extra = launch.extra_vars
     declared = set(action.schema_for(None).get("properties", {}))
     origin = origin_of(extra)
+    if origin["frontend"] == "awx" and str(origin["job_id"]) != (app.settings.awx_job_id or ""):
+        raise GuardRefusedError(
+            f"awx_* variables name job {origin['job_id']}, but this is not that AWX job "
+            f"(JOB_ID {app.settings.awx_job_id or 'unset'}); nothing ran",
+            remedy="Launch it from AWX, or without awx_* variables.")
     request = RunRequest(
         action=action.name, env=env, params={k: v for k, v in extra.items() if k in declared},
         limit=",".join(launch.hosts) or None, check_mode=launch.check_mode,
         actor=actor_of(origin), grant=_text(extra.get("autoops_grant")),
         approval=_text(extra.get("autoops_approval")))
-    attempt = app.runs.admit(request, origin, launch.pid,
-                             inspect=lambda the_plan: check_addresses(the_plan, launch))
+
+    def inspect(the_plan: Plan) -> None:
+        if foreign:
+            check_inventory(the_plan, launch, inventory.host_vars(
+                app.settings.project_dir, the_plan.inventory, app.context.content.environ),
+                secret_names(app.context.secret_store.files(env)))
+
+    attempt = app.runs.admit(request, origin, launch.pid, inspect=inspect)
     return Admitted(attempt.run_id, "frontdoor", env, attempt.actor, attempt.plan.hosts)
 
 
-def check_addresses(the_plan: Plan, launch: Launch) -> None:
-    """Each host must reach the machine the project's inventory for the env says it does."""
-    expected = dict(zip(the_plan.hosts, the_plan.addresses, strict=True))
+def check_inventory(the_plan: Plan, launch: Launch, expected: Mapping[str, Mapping[str, Any]],
+                    secrets: frozenset[str] = frozenset()) -> None:
+    """A front-end's copy of the inventory must say, for each host, what the project's does.
+
+    Every variable counts (connection, escalation, the roles' settings), compared as
+    written; only the environment's SOPS secrets are left out (decrypted at task time,
+    they are never in a listing).
+    """
     for host in launch.hosts:
-        reaches = inventory.address_of(host, launch.hostvars.get(host, {}))
-        if expected.get(host) != reaches:
+        if host not in expected:
+            raise GuardRefusedError(f"host {host} is not in inventories/{the_plan.env}; "
+                                    "nothing ran",
+                                    remedy=f"Sync the front-end's inventory from "
+                                           f"inventories/{the_plan.env}.")
+        given = {k: v for k, v in launch.hostvars.get(host, {}).items() if k not in secrets}
+        want = {k: v for k, v in expected[host].items() if k not in secrets}
+        reaches, says = inventory.address_of(host, given), inventory.address_of(host, want)
+        if reaches != says:
             raise GuardRefusedError(
                 f"host {host} reaches {reaches} here, but inventories/{the_plan.env} says "
-                f"{expected.get(host, 'it is not there')}; nothing ran",
+                f"{says}; nothing ran",
                 remedy=f"Sync the front-end's inventory from inventories/{the_plan.env}.")
+        differ = sorted(k for k in given.keys() | want.keys() if given.get(k) != want.get(k))
+        if differ:
+            raise GuardRefusedError(
+                f"host {host}'s variables differ from inventories/{the_plan.env}: "
+                f"{', '.join(differ[:10])}; nothing ran",
+                remedy=f"Sync the front-end's inventory from inventories/{the_plan.env}.")
+
+
+def secret_names(files: Sequence[Path]) -> frozenset[str]:
+    """The variable names in SOPS files (their keys are plaintext; no value is read)."""
+    names: set[str] = set()
+    for path in files:
+        doc = yaml.safe_load(path.read_text())
+        if isinstance(doc, Mapping):
+            names.update(str(k) for k in doc if k != "sops")
+    return frozenset(names)
 
 
 def _text(value: Any) -> str | None:
@@ -254,3 +312,16 @@ def _record_refusal(app: Autoops, launch: Launch, env: str | None,
                          "origin": origin, "error": error.to_dict(),
                          "extra_vars": sorted(launch.extra_vars), "hosts": list(launch.hosts),
                          "playbooks": list(launch.playbooks), "os_user": ctx.settings.os_user})
+
+
+def record_unguarded(app: Autoops, playbook: str, play: str, options: Mapping[str, Any]) -> None:
+    """Audit a guarded playbook stopped because its guard never ran (the callback's stop)."""
+    error = GuardRefusedError(f"the pre-flight guard of {playbook} did not run (launch "
+                              f"options {dict(options)}); play {play!r} was stopped before "
+                              "it started; nothing ran")
+    name = Path(playbook).name
+    action = next((a.name for a in app.catalog.actions.values()
+                   if Path(a.playbook).name == name), "unknown")
+    _record_refusal(app, Launch(action=action, playbooks=(playbook,), inventories=(),
+                                extra_vars={}, hosts=(), hostvars={}, check_mode=False,
+                                options=options), None, error)

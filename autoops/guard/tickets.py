@@ -3,9 +3,10 @@
 Every catalog playbook starts with the pre-flight guard (``autoops.ops.guard``). When
 autoops runs the playbook, the gate has already decided, so the guard must pass at once —
 but only for that run: a ticket is an HMAC, under a key that only the state directory's
-owner can read, of the run id, action, environment, check mode and parameters. A front-end
+owner can read, of the run id, action, environment, check mode, parameters and hosts. A front-end
 cannot make one, and a copied ticket fails on any other run, on other parameters, and once
-its run is no longer running (the guard also looks the run up in state.db).
+its run is no longer running (the guard also looks the run up in state.db) or in any process
+but that run's own ansible-playbook.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import hashlib
 import hmac
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,15 +62,16 @@ def read_key(state_dir: Path) -> bytes | None:
 
 
 def issue(key: bytes, *, run_id: str, action: str, env: str, check_mode: bool,
-          params: Mapping[str, Any]) -> str:
+          params: Mapping[str, Any], hosts: Sequence[str]) -> str:
     """The ticket of one run: binds everything the guard would otherwise decide on."""
     body = canonical_json({"run_id": run_id, "action": action, "env": env,
-                           "check_mode": bool(check_mode), "params": dict(params)})
+                           "check_mode": bool(check_mode), "params": dict(params),
+                           "hosts": sorted(hosts)})
     return "aot1." + hmac.new(key, body, hashlib.sha256).hexdigest()
 
 
 def valid(key: bytes, ticket: str, *, run_id: str, action: str, env: str, check_mode: bool,
-          params: Mapping[str, Any]) -> bool:
+          params: Mapping[str, Any], hosts: Sequence[str]) -> bool:
     expected = issue(key, run_id=run_id, action=action, env=env, check_mode=check_mode,
-                     params=params)
+                     params=params, hosts=hosts)
     return hmac.compare_digest(expected.encode(), str(ticket).encode())

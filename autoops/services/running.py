@@ -11,12 +11,12 @@ import os
 import re
 import socket
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from autoops.common.procs import process_start_time
+from autoops.common.procs import parent_of, process_start_time
 from autoops.core import policy
 from autoops.core.plan import Plan
 from autoops.core.plan import build as build_plan
@@ -265,14 +265,19 @@ class Runs:
         return attempt
 
     def ticketed(self, ticket: str, *, run_id: str, action: str, env: str, check_mode: bool,
-                 params: Mapping[str, Any]) -> str:
-        """The actor of the running run this ticket is for; GuardRefusedError for any other."""
+                 params: Mapping[str, Any], hosts: Sequence[str], playbook_pid: int) -> str:
+        """The actor of the running run this ticket is for; GuardRefusedError for any other.
+
+        The ticket must be that run's (HMAC over what it runs, and where), the run still
+        running, and ``playbook_pid`` the ansible-playbook its own worker started.
+        """
         row = self.ctx.db.runs.get(run_id) if run_id else None
         key = tickets.read_key(self.ctx.settings.state_dir)
         if key is None or row is None or row.status != RunState.RUNNING \
                 or (row.action, row.env) != (action, env) \
+                or row.worker_pid is None or parent_of(playbook_pid) != row.worker_pid \
                 or not tickets.valid(key, ticket, run_id=run_id, action=action, env=env,
-                                     check_mode=check_mode, params=params):
+                                     check_mode=check_mode, params=params, hosts=hosts):
             raise GuardRefusedError(
                 f"the run ticket is not that of a running autoops run of {action} (run "
                 f"{run_id or '?'}); nothing ran",
@@ -532,7 +537,7 @@ class Runs:
                 "autoops_ticket": tickets.issue(
                     self.ctx.ticket_key, run_id=attempt.run_id, action=the_plan.action_name,
                     env=the_plan.env, check_mode=the_plan.check_mode,
-                    params=the_plan.resolved.params),
+                    params=the_plan.resolved.params, hosts=the_plan.hosts),
             },
             check_mode=the_plan.check_mode, runs_dir=settings.runs_dir, python=settings.python,
             environ=settings.child_environ({**sops_env, **settings.locator_environ()}),

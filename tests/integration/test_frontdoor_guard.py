@@ -44,9 +44,13 @@ TOUCH_PLAYBOOK = """\
       hosts: all
       gather_facts: false
       any_errors_fatal: true
-      roles:
-        - role: autoops.ops.guard
-          autoops_guard_action: test-touch
+      tasks:
+        - name: Pre-flight guard
+          autoops.ops.guard:
+            action: test-touch
+          delegate_to: localhost
+          run_once: true
+          tags: [always]
 
     - name: Touch
       hosts: all
@@ -106,7 +110,12 @@ def awx_job(settings: Settings, tmp_path: Path, env: str, name: str,
     hostvars = listing["_meta"]["hostvars"]
     if tamper is not None:
         tamper(hostvars)
-    (pdd / "inventory" / "hosts").write_text(yaml.safe_dump({"all": {"hosts": hostvars}}))
+    # as AWX writes it: an executable script that prints the inventory as JSON
+    script = pdd / "inventory" / "hosts"
+    script.write_text("#!/bin/sh\ncat <<'AWX_INVENTORY'\n" + json.dumps(
+        {"all": {"hosts": sorted(hostvars), "vars": {}}, "_meta": {"hostvars": hostvars}})
+        + "\nAWX_INVENTORY\n")
+    script.chmod(0o700)
     (pdd / "env" / "extravars").write_text(yaml.safe_dump({**AWX_VARS, **extravars}))
     (pdd / "env" / "envvars").write_text(yaml.safe_dump(
         {"JOB_ID": "42", "AWX_HOST": "https://awx.example.invalid"}))
@@ -227,6 +236,9 @@ def test_launch_options_that_skip_the_guard_stop_the_playbook(front: Settings, t
     assert proc.returncode != 0, proc.stdout
     assert not marker.exists(), proc.stdout
     assert "AUTOOPS-GUARD-REFUSED" in proc.stdout + proc.stderr
+    refused = of_type(front, "guard.refused") + [
+        r for r in of_type(front, "run.finished") if r["data"].get("error")]
+    assert len(refused) == 1, "the stop (or the guard's refusal) is audited"
 
 
 def test_plain_ansible_playbook_is_guarded_and_audited_as_its_unix_user(
@@ -315,3 +327,70 @@ def test_a_semaphore_task_is_audited_under_its_user(front: Settings) -> None:
     run = records(front, of_type(front, "run.started")[0]["run_id"])
     assert {r["actor"] for r in run} == {"carol@semaphore"}
     assert run[0]["data"]["origin"]["job_id"] == 3
+
+
+@pytest.mark.parametrize("args", [
+    ["-e", "autoops_guard_action={{ lookup('pipe', 'touch MARK') }}"],
+    ["-e", "autoops_env={{ lookup('pipe', 'touch MARK') }}"],
+    ["-e", '{"disk_max_percent": 80, "mem_max_percent": "{{ lookup(\'pipe\', \'touch MARK\') }}"}'],
+])
+def test_a_template_in_an_extra_variable_is_never_evaluated(front: Settings, tmp_path: Path,
+                                                            args: list[str]) -> None:
+    mark = tmp_path / "evaluated"
+    proc = playbook(front, "local", "health.yml",
+                    *[a.replace("MARK", str(mark)) for a in args])
+    assert proc.returncode != 0
+    assert not mark.exists(), "the guard (or Ansible before it) evaluated a caller's template"
+    assert "AUTOOPS-EXTRAVAR-REFUSED" in proc.stdout
+
+
+@pytest.mark.parametrize(("change", "named"), [
+    ({"ansible_become_flags": "-n true; id > MARK; sudo -n"}, "ansible_become_flags"),
+    ({"ansible_ssh_host": "127.0.0.1"}, "ansible_ssh_host"),
+    ({"ansible_host": "{{ lookup('pipe', 'touch MARK') }}"}, "ansible_host"),
+    ({"autoops_backup_dir": "/"}, "autoops_backup_dir"),
+])
+def test_an_awx_inventory_copy_that_differs_is_refused_unevaluated(
+        front: Settings, tmp_path: Path, change: dict[str, str], named: str) -> None:
+    mark = tmp_path / "evaluated"
+
+    def tamper(hostvars: dict[str, Any]) -> None:
+        hostvars["production-box"].update(
+            {k: v.replace("MARK", str(mark)) for k, v in change.items()})
+
+    rc, _ = awx_job(front, tmp_path, "production", "test-touch.yml",
+                    {"dest": str(tmp_path / "touched")}, tamper=tamper)
+    assert rc != 0
+    assert not mark.exists()
+    assert not (tmp_path / "touched").exists()
+    finished = of_type(front, "run.finished")
+    assert finished[-1]["data"]["error"]["code"] == "AUTOOPS-GUARD-REFUSED"
+    assert named in finished[-1]["data"]["error"]["message"]
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (["-c", "local"], "launch option connection"),
+    (["--ssh-common-args", "-o ProxyCommand=none"], "launch option ssh_common_args"),
+    (["-i", "inventories/staging"], "2 inventory sources"),
+    (["-e", "awx_job_id=1", "-e", "awx_user_name=alice"], "not that AWX job"),
+])
+def test_plain_launches_that_widen_the_run_are_refused(front: Settings, args: list[str],
+                                                       named: str) -> None:
+    proc = playbook(front, "local", "health.yml", *args)
+    assert proc.returncode != 0
+    assert named in proc.stdout
+    assert not of_type(front, "run.started")
+    assert of_type(front, "guard.refused") or of_type(front, "run.finished")
+
+
+def test_a_symlinked_playbook_with_roles_of_its_own_is_refused(front: Settings,
+                                                               tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "roles").mkdir(parents=True)
+    (elsewhere / "health.yml").symlink_to(front.project_dir / "playbooks" / "health.yml")
+    proc = subprocess.run(
+        [str(VENV_BIN / "ansible-playbook"), "-i", "inventories/local",
+         str(elsewhere / "health.yml")], cwd=front.project_dir, env=environ(front),
+        capture_output=True, text=True, check=False, timeout=300, stdin=subprocess.DEVNULL)
+    assert proc.returncode != 0
+    assert "catalog's playbook for health" in proc.stdout

@@ -28,23 +28,30 @@ def launch(**kw: Any) -> Launch:
 
 @pytest.mark.parametrize("options", [
     {"tags": ("deploy",)}, {"skip_tags": ("always",)}, {"start_at_task": "Restart"},
-    {"step": True}, {"tags": ("all", "x")},
+    {"step": True}, {"tags": ("all", "x")}, {"connection": "local"},
+    {"ssh_common_args": "-o ProxyCommand=x"}, {"ssh_extra_args": "-p 2222"},
+    {"become_user": "daemon"},
 ])
-def test_options_that_pick_tasks_are_refused(options: dict[str, Any]) -> None:
-    with pytest.raises(GuardRefusedError, match="whole playbooks"):
+def test_options_that_pick_tasks_or_reach_hosts_otherwise_are_refused(
+        options: dict[str, Any]) -> None:
+    with pytest.raises(GuardRefusedError, match="launch option"):
         guard.check_options(options)
 
 
 def test_default_options_pass() -> None:
     guard.check_options({"tags": ("all",), "skip_tags": (), "start_at_task": None,
-                         "step": False})
+                         "step": False, "connection": "ssh", "become_user": None,
+                         "ssh_common_args": ""})
     guard.check_options({})
 
 
 def test_only_the_actions_own_playbook_passes(tmp_path: Path) -> None:
     action = CATALOG.get("health")
     guard.check_playbook(action, [str(REPO / "playbooks/health.yml")], REPO)
-    for given_books in ([str(REPO / "playbooks/watch.yml")], [],
+    link = tmp_path / "health.yml"
+    link.symlink_to(REPO / "playbooks/health.yml")
+    guard.check_playbook(action, [str(REPO / "playbooks/../playbooks/health.yml")], REPO)
+    for given_books in ([str(REPO / "playbooks/watch.yml")], [], [str(link)],
                         [str(REPO / "playbooks/health.yml")] * 2):
         with pytest.raises(GuardRefusedError):
             guard.check_playbook(action, given_books, REPO)
@@ -75,15 +82,18 @@ def test_the_environment_comes_from_a_project_inventory(tmp_path: Path) -> None:
     (inventories / "staging").mkdir(parents=True)
     hostile = {"web1": {"autoops_env": "production"}}
     assert guard.env_of(launch(inventories=(str(inventories / "staging"),), hostvars=hostile),
-                        inventories) == "staging"
+                        inventories) == ("staging", False)
     assert guard.env_of(launch(inventories=(str(inventories / "staging" / "hosts.yml"),)),
-                        inventories) == "staging"
+                        inventories) == ("staging", False)
+    with pytest.raises(GuardRefusedError, match="2 inventory sources"):
+        guard.env_of(launch(inventories=(str(inventories / "staging"), "/tmp/add.yml")),
+                     inventories)
 
 
 def test_elsewhere_every_host_must_say_the_same_environment(tmp_path: Path) -> None:
     inventories = tmp_path / "inventories"
     awx = ("/runner/inventory/hosts",)
-    assert guard.env_of(launch(inventories=awx), inventories) == "staging"
+    assert guard.env_of(launch(inventories=awx), inventories) == ("staging", True)
     mixed = launch(inventories=awx, hosts=("web1", "db1"),
                    hostvars={"web1": {"autoops_env": "staging"},
                              "db1": {"autoops_env": "production"}})
@@ -117,3 +127,41 @@ def test_templates_in_extra_vars_are_refused(value: Any) -> None:
     name = "semaphore_vars" if isinstance(value, dict) else "disk_max_percent"
     with pytest.raises(ExtraVarRefusedError, match="template"):
         guard.check_extra_vars(CATALOG.get("health"), {name: value})
+
+
+def _plan_stub(env: str = "staging") -> Any:
+    class Stub:
+        pass
+
+    stub = Stub()
+    stub.env = env  # type: ignore[attr-defined]
+    return stub
+
+
+PROJECT_VARS = {"web1": {"ansible_host": "192.0.2.11", "ansible_user": "autoops",
+                         "ansible_become": True, "autoops_env": "staging",
+                         "autoops_backup_dir": "/var/backups/autoops"}}
+
+
+def test_a_faithful_copy_of_the_inventory_passes() -> None:
+    copy = launch(hostvars={"web1": {**PROJECT_VARS["web1"], "db_password": "x"}})
+    guard.check_inventory(_plan_stub(), copy, PROJECT_VARS, frozenset({"db_password"}))
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"ansible_host": "192.0.2.99"}, "reaches 192.0.2.99:22"),
+    ({"ansible_ssh_host": "127.0.0.1"}, "differ from inventories/staging: ansible_ssh_host"),
+    ({"ansible_become_flags": "-n true; id; sudo -n"}, "ansible_become_flags"),
+    ({"ansible_become_user": "daemon"}, "ansible_become_user"),
+    ({"autoops_backup_dir": "/"}, "autoops_backup_dir"),
+    ({"health_disk_max_percent": 100}, "health_disk_max_percent"),
+])
+def test_a_copy_that_says_anything_else_is_refused(change: dict[str, Any], message: str) -> None:
+    copy = launch(hostvars={"web1": {**PROJECT_VARS["web1"], **change}})
+    with pytest.raises(GuardRefusedError, match=message):
+        guard.check_inventory(_plan_stub(), copy, PROJECT_VARS)
+
+
+def test_a_host_the_project_does_not_have_is_refused() -> None:
+    with pytest.raises(GuardRefusedError, match="not in inventories/staging"):
+        guard.check_inventory(_plan_stub(), launch(hosts=("web9",)), PROJECT_VARS)

@@ -41,3 +41,12 @@ def test_principal_membership_by_user_or_group() -> None:
 def test_unix_groups_only_for_real_users() -> None:
     assert "root" in identity.unix_groups("root")
     assert identity.unix_groups("no-such-user-autoops") == frozenset()
+
+
+def test_a_front_doors_label_is_the_same_person() -> None:
+    """alice@awx's request cannot be approved by Unix alice (nor alice@mcp's)."""
+    assert identity.same("alice@awx", "alice")
+    assert identity.same("Alice@Semaphore", "alice")
+    assert identity.same("claude@mcp", "claude@awx")
+    assert not identity.same("alice@awx", "bob")
+    assert not identity.same("@awx", "")

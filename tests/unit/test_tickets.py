@@ -15,7 +15,8 @@ from autoops.guard import tickets
 
 RUN: dict[str, Any] = {"run_id": "20261204T101500Z-3fa9c1d2", "action": "deploy",
                        "env": "staging", "check_mode": False,
-                       "params": {"app": "demo", "revision": "a" * 40}}
+                       "params": {"app": "demo", "revision": "a" * 40},
+                       "hosts": ["web1", "web2"]}
 
 
 def test_the_key_is_made_once_private_and_then_reused(tmp_path: Path) -> None:
@@ -37,6 +38,7 @@ def test_a_ticket_is_valid_for_its_own_run() -> None:
     ticket = tickets.issue(key, **RUN)
     assert ticket.startswith("aot1.")
     assert tickets.valid(key, ticket, **RUN)
+    assert tickets.valid(key, ticket, **{**RUN, "hosts": ["web2", "web1"]}), "host order"
     assert not tickets.valid(os.urandom(32), ticket, **RUN), "another key's ticket"
 
 
@@ -45,6 +47,7 @@ def test_a_ticket_is_valid_for_its_own_run() -> None:
     ("env", "production"), ("check_mode", True),
     ("params", {"app": "demo", "revision": "b" * 40}),
     ("params", {"app": "demo", "revision": "a" * 40, "ansible_connection": "local"}),
+    ("hosts", ["web1", "web2", "db1"]), ("hosts", ["web1.production.example.com"]),
 ])
 def test_a_ticket_fits_no_other_run(field: str, value: Any) -> None:
     key = os.urandom(32)

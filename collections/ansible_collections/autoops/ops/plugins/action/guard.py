@@ -14,8 +14,31 @@ from typing import Any
 from ansible import context
 from ansible.plugins.action import ActionBase
 from ansible.utils.vars import load_extra_vars
+from ansible.vars.reserved import get_reserved_names
 
-_HOSTVARS = ("autoops_env", "ansible_host", "ansible_port", "ansible_connection")
+# Command-line options that would change how hosts are reached (inventory variables win
+# over -u and --private-key, which AWX's machine credentials use; not over these).
+_CONNECTION_OPTIONS = ("connection", "ssh_common_args", "ssh_extra_args", "sftp_extra_args",
+                       "scp_extra_args", "become_user")
+
+
+# What Ansible adds to every host's variables itself (not the inventory's).
+_MAGIC = frozenset({
+    "ansible_check_mode", "ansible_config_file", "ansible_diff_mode", "ansible_facts",
+    "ansible_forks", "ansible_inventory_sources", "ansible_limit", "ansible_playbook_python",
+    "ansible_run_tags", "ansible_skip_tags", "ansible_verbosity", "ansible_version",
+    "ansible_play_batch", "ansible_play_hosts", "ansible_play_hosts_all", "ansible_play_name",
+    "ansible_play_role_names", "ansible_role_names", "ansible_dependent_role_names",
+    "ansible_search_path", "ansible_collection_name", "group_names", "groups", "hostvars",
+    "inventory_dir", "inventory_file", "inventory_hostname", "inventory_hostname_short",
+    "playbook_dir", "role_names", "omit", "environment", "ansible_local"})
+
+
+def _inventory_vars(hostvars: Any, host: str, extra: dict[str, Any]) -> dict[str, Any]:
+    """A host's variables from the inventory, raw: no magic, reserved or extra variables."""
+    raw = dict(hostvars.raw_get(host)) if hostvars is not None else {}
+    reserved = get_reserved_names() | _MAGIC
+    return {k: v for k, v in raw.items() if k not in reserved and k not in extra}
 
 
 class ActionModule(ActionBase):  # type: ignore[misc] # untyped base
@@ -39,20 +62,22 @@ class ActionModule(ActionBase):  # type: ignore[misc] # untyped base
                           f"here ({exc}); the guard fails closed — nothing ran")
             return result
         hosts = tuple(str(h) for h in task_vars.get("ansible_play_hosts_all", ()))
-        hostvars = task_vars.get("hostvars", {})
+        extra_vars = dict(load_extra_vars(self._loader))
+        hostvars = task_vars.get("hostvars")
         launch = Launch(
             action=str(self._task.args.get("action", "")),
             playbooks=tuple(str(p) for p in context.CLIARGS.get("args", ())),
             inventories=tuple(str(i) for i in context.CLIARGS.get("inventory") or ()),
-            extra_vars=dict(load_extra_vars(self._loader)),
+            extra_vars=extra_vars,
             hosts=hosts,
-            hostvars={h: {k: hostvars[h][k] for k in _HOSTVARS if k in hostvars[h]}
-                      for h in hosts if h in hostvars},
+            # as written, never templated: the guard must not evaluate what it checks
+            hostvars={h: _inventory_vars(hostvars, h, extra_vars) for h in hosts},
             check_mode=bool(context.CLIARGS.get("check", False)),  # the run's, not this task's
             options={"tags": tuple(context.CLIARGS.get("tags") or ()),
                      "skip_tags": tuple(context.CLIARGS.get("skip_tags") or ()),
                      "start_at_task": context.CLIARGS.get("start_at_task"),
-                     "step": context.CLIARGS.get("step")},
+                     "step": context.CLIARGS.get("step"),
+                     **{name: context.CLIARGS.get(name) for name in _CONNECTION_OPTIONS}},
             pid=os.getppid(),  # the worker's parent: ansible-playbook, which holds the run
         )
         try:

@@ -47,9 +47,11 @@ class CallbackModule(CallbackBase):  # type: ignore[misc] # untyped base
         self._started: dict[str, float] = {}
         self._guarded = False  # the playbook opens with the guard play
         self._admitted = False  # … and the guard let this run through
+        self._playbook = ""
 
     def v2_playbook_on_start(self, playbook: Any) -> None:
         self._guarded = any(_has_guard(play) for play in playbook.get_plays())
+        self._playbook = str(getattr(playbook, "_file_name", ""))
 
     def v2_playbook_on_play_start(self, play: Any) -> None:
         """The one stop a callback can make: a play of a guarded playbook, unguarded.
@@ -62,7 +64,22 @@ class CallbackModule(CallbackBase):  # type: ignore[misc] # untyped base
             self._display.error(
                 "AUTOOPS-GUARD-REFUSED: the pre-flight guard did not admit this run (was it "
                 f"skipped?); play {play.get_name()!r} will not start — nothing ran")
-            raise SystemExit(3)
+            try:  # audited where possible; stopped whatever happens
+                self._record_stop(play.get_name())
+            finally:
+                raise SystemExit(3)
+
+    def _record_stop(self, play: str) -> None:
+        from ansible import context  # noqa: PLC0415
+
+        from autoops.engine import Autoops  # noqa: PLC0415 -- only when it stops a run
+        from autoops.frontdoors.guard import record_unguarded  # noqa: PLC0415
+        from autoops.settings import Settings  # noqa: PLC0415
+
+        options = {k: context.CLIARGS.get(k) for k in ("tags", "skip_tags", "start_at_task",
+                                                       "step")}
+        record_unguarded(Autoops(Settings.from_environ()), self._playbook, play,
+                         {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()})
 
     def v2_playbook_on_task_start(self, task: Any, is_conditional: bool) -> None:
         self._started[task._uuid] = time.monotonic()
@@ -115,4 +132,6 @@ class CallbackModule(CallbackBase):  # type: ignore[misc] # untyped base
 
 
 def _has_guard(play: Any) -> bool:
-    return any(role.get_name() in _GUARD for role in play.get_roles())
+    """Whether the play runs the guard task (the first play of every catalog playbook)."""
+    return any(getattr(task, "action", None) in _GUARD
+               for block in play.tasks for task in getattr(block, "block", ()))
