@@ -4,16 +4,19 @@ A run that AWX, Semaphore or a plain ansible-playbook executes was let through b
 guard play (:meth:`autoops.services.running.Runs.admit`); the ``autoops.ops.audit``
 callback then reports each task result and the play recap here. The records are the
 ones ``autoops run`` writes (``task.result``, ``run.finished``), redacted the same way, so
-``autoops audit query`` shows runs from every front door alike.
+``autoops audit query`` shows runs from every front door alike. An emergency stop reaches
+such a run at its next task (the callback ends ansible-playbook there).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
 from datetime import datetime
 from functools import cached_property
 from typing import Any
 
+from autoops.core.policy import HaltFacts
 from autoops.errors import SecretsError
 from autoops.run.runner import HostResult, RunOutcome
 from autoops.services.context import Context
@@ -30,6 +33,7 @@ class Reports:
         self.ctx, self.recovery, self.run_id = ctx, recovery, run_id
         self.results: list[dict[str, Any]] = []
         self.warnings: list[str] = []
+        self._halt_watch: Callable[[], HaltFacts | None] | None = None
 
     @cached_property
     def row(self) -> RunRow:
@@ -56,13 +60,28 @@ class Reports:
         self.results.append(data)
         self._record("task.result", data, durable=False)
 
+    def halt(self) -> HaltFacts | None:
+        """An emergency stop now in force for this run (polled cheaply, at task starts)."""
+        if self._halt_watch is None:
+            row = self.row
+            self._halt_watch = self.ctx.halts.watcher(row.env, row.actor)
+        return self._halt_watch()
+
+    def halted(self, halt: HaltFacts) -> int:
+        """Record the run stopped by ``halt`` before its next task; the exit status (7)."""
+        self._record("run.interrupted", {"reason": f"halted: {halt.describe()}",
+                                         "halt": asdict(halt)}, durable=True)
+        return self._end(RunOutcome(status="canceled", rc=-1), halt)
+
     def finished(self, stats: Mapping[str, Mapping[str, int]], *, completed: bool) -> int:
         """Record the end (``completed``: the play recap was reached); the exit status."""
+        return self._end(RunOutcome(status="successful" if completed else "failed",
+                                    rc=0 if completed else 2,
+                                    stats={h: dict(s) for h, s in stats.items()}), None)
+
+    def _end(self, outcome: RunOutcome, halt: HaltFacts | None) -> int:
         row = self.row
-        outcome = RunOutcome(status="successful" if completed else "failed",
-                             rc=0 if completed else 2, stats={h: dict(s) for h, s in stats.items()})
-        hosts = sorted(outcome.stats)
-        status, error = classify(outcome, self.run_id, None, self.results, hosts)
+        status, error = classify(outcome, self.run_id, halt, self.results, sorted(outcome.stats))
         self._record("run.finished", {
             "status": status.name.lower(), "exit_status": int(status),
             "runner_status": outcome.status, "rc": outcome.rc, "stats": outcome.stats,

@@ -25,7 +25,7 @@ from autoops.frontdoors import export
 from autoops.settings import Settings
 from autoops.state.db import StateDB
 from tests.conftest import VENV_BIN, cli_env, localise, run_cli
-from tests.integration.conftest import records
+from tests.integration.conftest import records, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -394,3 +394,58 @@ def test_a_symlinked_playbook_with_roles_of_its_own_is_refused(front: Settings,
         capture_output=True, text=True, check=False, timeout=300, stdin=subprocess.DEVNULL)
     assert proc.returncode != 0
     assert "catalog's playbook for health" in proc.stdout
+
+
+SLOW_PLAYBOOK = """\
+    ---
+    - name: Pre-flight guard
+      hosts: all
+      gather_facts: false
+      any_errors_fatal: true
+      tasks:
+        - name: Pre-flight guard
+          autoops.ops.guard:
+            action: test-slow
+          delegate_to: localhost
+          run_once: true
+          tags: [always]
+
+    - name: Slow
+      hosts: all
+      gather_facts: false
+      tasks:
+        - name: Take a while
+          ansible.builtin.command:
+            argv: [sleep, "4"]
+          changed_when: false
+        - name: Write the marker afterwards
+          ansible.builtin.copy:
+            content: done
+            dest: "{{ dest }}"
+            mode: "0600"
+    """
+
+
+def test_an_emergency_stop_ends_a_front_door_run_before_its_next_task(
+        front: Settings, tmp_path: Path) -> None:
+    project = front.project_dir
+    catalog = yaml.safe_load((project / "catalog.yml").read_text())
+    catalog["actions"]["test-slow"] = {**TOUCH, "playbook": "playbooks/test-slow.yml",
+                                       "risk": "SAFE", "environments": ["local"]}
+    (project / "catalog.yml").write_text(yaml.safe_dump(catalog, sort_keys=False))
+    (project / "playbooks" / "test-slow.yml").write_text(textwrap.dedent(SLOW_PLAYBOOK))
+    marker = tmp_path / "done"
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "ansible-playbook"), "-i", "inventories/local", "playbooks/test-slow.yml",
+         "-e", f"dest={marker}"], cwd=project, env=environ(front), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+    wait_for(lambda: bool(of_type(front, "run.started")), what="the run to start")
+    halted = run_cli(front, "halt", "--env", "local", "--reason", "stop the AWX job", "--wait", "0")
+    assert halted.status == 0, halted.err
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 7, out
+    assert not marker.exists(), "a task started after the halt"
+    run = records(front, of_type(front, "run.started")[0]["run_id"])
+    assert [r["type"] for r in run][-2:] == ["run.interrupted", "run.finished"]
+    assert run[-1]["data"]["error"]["code"] == "AUTOOPS-HALTED"
+    assert StateDB(front.db_path).runs.get(run[-1]["run_id"]).status == "finished"  # type: ignore[union-attr]

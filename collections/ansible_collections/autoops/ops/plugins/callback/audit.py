@@ -83,6 +83,13 @@ class CallbackModule(CallbackBase):  # type: ignore[misc] # untyped base
 
     def v2_playbook_on_task_start(self, task: Any, is_conditional: bool) -> None:
         self._started[task._uuid] = time.monotonic()
+        halt = self._reports.halt() if self._reports is not None else None
+        if halt is not None:  # an emergency stop: this task does not start
+            status = self._reports.halted(halt)
+            self._reports = None
+            self._display.error(f"AUTOOPS-HALTED: {halt.describe()}; task "
+                                f"{task.get_name()!r} and the rest will not start")
+            raise SystemExit(status)
 
     def v2_runner_on_ok(self, result: Any) -> None:
         self._seen("runner_on_ok", result)
