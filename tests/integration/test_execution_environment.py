@@ -47,7 +47,7 @@ def test_ansible_builder_create_makes_the_context_offline(tmp_path: Path) -> Non
     assert "ENV PIP_NO_INDEX=1 PIP_FIND_LINKS=/build/wheels" in containerfile
     assert "ansible-core>=2.19,<2.20 ansible-runner==2.4.3" in containerfile
     built = context / "_build" / "collections" / "autoops" / "ops"
-    for part in ("roles/guard/tasks/main.yml", "plugins/action/guard.py",
+    for part in ("plugins/modules/guard.py", "plugins/action/guard.py",
                  "plugins/callback/audit.py", "plugins/vars/sops_data.py"):
         assert (built / part).is_file(), part
     assert (context / "_build" / "requirements.txt").read_text().split() == ["autoops"]
