@@ -38,20 +38,28 @@ TOUCH = {
     "params": {"required": ["dest"], "properties": {
         "dest": {"type": "string", "description": "file", "pattern": "^/[A-Za-z0-9._/-]+$"}}},
 }
-TOUCH_PLAYBOOK = """\
-    ---
-    - name: Pre-flight guard
-      hosts: all
-      gather_facts: false
-      any_errors_fatal: true
-      tasks:
-        - name: Pre-flight guard
-          autoops.ops.guard:
-            action: test-touch
-          delegate_to: localhost
-          run_once: true
-          tags: [always]
 
+
+def guarded(action: str, plays: str) -> str:
+    """A test playbook that opens, as every catalog playbook does, with the guard play."""
+    return textwrap.dedent(f"""\
+        ---
+        - name: Pre-flight guard
+          hosts: all
+          gather_facts: false
+          any_errors_fatal: true
+          tasks:
+            - name: Pre-flight guard
+              autoops.ops.guard:
+                action: {action}
+              delegate_to: localhost
+              run_once: true
+              tags: [always]
+
+        """) + textwrap.dedent(plays)
+
+
+TOUCH_PLAYBOOK = guarded("test-touch", """\
     - name: Touch
       hosts: all
       gather_facts: false
@@ -61,7 +69,7 @@ TOUCH_PLAYBOOK = """\
             content: "touched by {{ inventory_hostname }}"
             dest: "{{ dest }}"
             mode: "0600"
-    """
+    """)
 
 
 @pytest.fixture
@@ -70,7 +78,7 @@ def front(project: Path, settings: Settings) -> Settings:
     catalog = yaml.safe_load((project / "catalog.yml").read_text())
     catalog["actions"]["test-touch"] = TOUCH
     (project / "catalog.yml").write_text(yaml.safe_dump(catalog, sort_keys=False))
-    (project / "playbooks" / "test-touch.yml").write_text(textwrap.dedent(TOUCH_PLAYBOOK))
+    (project / "playbooks" / "test-touch.yml").write_text(TOUCH_PLAYBOOK)
     localise(project, "production")
     main = project / "inventories" / "production" / "group_vars" / "all" / "main.yml"
     main.write_text(main.read_text().replace("autoops_env: local", "autoops_env: production"))
@@ -396,20 +404,7 @@ def test_a_symlinked_playbook_with_roles_of_its_own_is_refused(front: Settings,
     assert "catalog's playbook for health" in proc.stdout
 
 
-SLOW_PLAYBOOK = """\
-    ---
-    - name: Pre-flight guard
-      hosts: all
-      gather_facts: false
-      any_errors_fatal: true
-      tasks:
-        - name: Pre-flight guard
-          autoops.ops.guard:
-            action: test-slow
-          delegate_to: localhost
-          run_once: true
-          tags: [always]
-
+SLOW_PLAYBOOK = guarded("test-slow", """\
     - name: Slow
       hosts: all
       gather_facts: false
@@ -423,7 +418,7 @@ SLOW_PLAYBOOK = """\
             content: done
             dest: "{{ dest }}"
             mode: "0600"
-    """
+    """)
 
 
 def test_an_emergency_stop_ends_a_front_door_run_before_its_next_task(
@@ -433,7 +428,7 @@ def test_an_emergency_stop_ends_a_front_door_run_before_its_next_task(
     catalog["actions"]["test-slow"] = {**TOUCH, "playbook": "playbooks/test-slow.yml",
                                        "risk": "SAFE", "environments": ["local"]}
     (project / "catalog.yml").write_text(yaml.safe_dump(catalog, sort_keys=False))
-    (project / "playbooks" / "test-slow.yml").write_text(textwrap.dedent(SLOW_PLAYBOOK))
+    (project / "playbooks" / "test-slow.yml").write_text(SLOW_PLAYBOOK)
     marker = tmp_path / "done"
     proc = subprocess.Popen(
         [str(VENV_BIN / "ansible-playbook"), "-i", "inventories/local", "playbooks/test-slow.yml",
