@@ -9,9 +9,9 @@ carries a ticket (:mod:`autoops.guard.tickets`): it passes at once, and only tha
 For everyone else the guard checks, in order: launch options that could skip it (tags,
 skips, start-at-task, step); that the playbook is the action's own; the extra variables
 (only the action's parameters, a grant or approval, and the front-end's identity
-variables — never ``ansible_*`` or anything undeclared); the environment (one inventory
-of the project, or hosts that all say ``autoops_env`` and reach what that inventory says
-they reach); then the whole gate (:meth:`autoops.services.running.Runs.admit`). Every
+variables — never ``ansible_*``, anything undeclared or a template); the environment (one
+inventory of the project, or a front-end's copy whose hosts all say ``autoops_env`` and
+whose variables equal the project's); then the whole gate (:meth:`autoops.services.running.Runs.admit`). Every
 refusal is audited.
 """
 
@@ -23,8 +23,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from autoops.core import inventory
 from autoops.core.catalog import Action
@@ -53,7 +51,7 @@ class Launch:
     inventories: tuple[str, ...]  # the inventory sources on the command line
     extra_vars: Mapping[str, Any]  # exactly what -e / the extravars file passed
     hosts: tuple[str, ...]  # every host the playbook targets (after --limit)
-    hostvars: Mapping[str, Mapping[str, Any]]  # autoops_env and the connection of each
+    hostvars: Mapping[str, Mapping[str, Any]]  # each host's inventory variables, raw
     check_mode: bool
     options: Mapping[str, Any] = field(default_factory=dict)  # tags, skip_tags, start_at_task…
     pid: int = 0  # the ansible-playbook process that holds the run
@@ -247,15 +245,16 @@ def _front_door(app: Autoops, action: Action, env: str, foreign: bool,
 
     def inspect(the_plan: Plan) -> None:
         if foreign:
-            check_inventory(the_plan, launch, inventory.host_vars(
+            secrets = app.context.secret_store.key_names(env).values()
+            check_inventory(env, launch, inventory.host_vars(
                 app.settings.project_dir, the_plan.inventory, app.context.content.environ),
-                secret_names(app.context.secret_store.files(env)))
+                frozenset(name for names in secrets for name in names))
 
     attempt = app.runs.admit(request, origin, launch.pid, inspect=inspect)
     return Admitted(attempt.run_id, "frontdoor", env, attempt.actor, attempt.plan.hosts)
 
 
-def check_inventory(the_plan: Plan, launch: Launch, expected: Mapping[str, Mapping[str, Any]],
+def check_inventory(env: str, launch: Launch, expected: Mapping[str, Mapping[str, Any]],
                     secrets: frozenset[str] = frozenset()) -> None:
     """A front-end's copy of the inventory must say, for each host, what the project's does.
 
@@ -265,34 +264,24 @@ def check_inventory(the_plan: Plan, launch: Launch, expected: Mapping[str, Mappi
     """
     for host in launch.hosts:
         if host not in expected:
-            raise GuardRefusedError(f"host {host} is not in inventories/{the_plan.env}; "
+            raise GuardRefusedError(f"host {host} is not in inventories/{env}; "
                                     "nothing ran",
                                     remedy=f"Sync the front-end's inventory from "
-                                           f"inventories/{the_plan.env}.")
+                                           f"inventories/{env}.")
         given = {k: v for k, v in launch.hostvars.get(host, {}).items() if k not in secrets}
         want = {k: v for k, v in expected[host].items() if k not in secrets}
         reaches, says = inventory.address_of(host, given), inventory.address_of(host, want)
         if reaches != says:
             raise GuardRefusedError(
-                f"host {host} reaches {reaches} here, but inventories/{the_plan.env} says "
+                f"host {host} reaches {reaches} here, but inventories/{env} says "
                 f"{says}; nothing ran",
-                remedy=f"Sync the front-end's inventory from inventories/{the_plan.env}.")
+                remedy=f"Sync the front-end's inventory from inventories/{env}.")
         differ = sorted(k for k in given.keys() | want.keys() if given.get(k) != want.get(k))
         if differ:
             raise GuardRefusedError(
-                f"host {host}'s variables differ from inventories/{the_plan.env}: "
+                f"host {host}'s variables differ from inventories/{env}: "
                 f"{', '.join(differ[:10])}; nothing ran",
-                remedy=f"Sync the front-end's inventory from inventories/{the_plan.env}.")
-
-
-def secret_names(files: Sequence[Path]) -> frozenset[str]:
-    """The variable names in SOPS files (their keys are plaintext; no value is read)."""
-    names: set[str] = set()
-    for path in files:
-        doc = yaml.safe_load(path.read_text())
-        if isinstance(doc, Mapping):
-            names.update(str(k) for k in doc if k != "sops")
-    return frozenset(names)
+                remedy=f"Sync the front-end's inventory from inventories/{env}.")
 
 
 def _text(value: Any) -> str | None:

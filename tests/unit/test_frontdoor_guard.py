@@ -129,15 +129,6 @@ def test_templates_in_extra_vars_are_refused(value: Any) -> None:
         guard.check_extra_vars(CATALOG.get("health"), {name: value})
 
 
-def _plan_stub(env: str = "staging") -> Any:
-    class Stub:
-        pass
-
-    stub = Stub()
-    stub.env = env  # type: ignore[attr-defined]
-    return stub
-
-
 PROJECT_VARS = {"web1": {"ansible_host": "192.0.2.11", "ansible_user": "autoops",
                          "ansible_become": True, "autoops_env": "staging",
                          "autoops_backup_dir": "/var/backups/autoops"}}
@@ -145,7 +136,7 @@ PROJECT_VARS = {"web1": {"ansible_host": "192.0.2.11", "ansible_user": "autoops"
 
 def test_a_faithful_copy_of_the_inventory_passes() -> None:
     copy = launch(hostvars={"web1": {**PROJECT_VARS["web1"], "db_password": "x"}})
-    guard.check_inventory(_plan_stub(), copy, PROJECT_VARS, frozenset({"db_password"}))
+    guard.check_inventory("staging", copy, PROJECT_VARS, frozenset({"db_password"}))
 
 
 @pytest.mark.parametrize(("change", "message"), [
@@ -159,9 +150,9 @@ def test_a_faithful_copy_of_the_inventory_passes() -> None:
 def test_a_copy_that_says_anything_else_is_refused(change: dict[str, Any], message: str) -> None:
     copy = launch(hostvars={"web1": {**PROJECT_VARS["web1"], **change}})
     with pytest.raises(GuardRefusedError, match=message):
-        guard.check_inventory(_plan_stub(), copy, PROJECT_VARS)
+        guard.check_inventory("staging", copy, PROJECT_VARS)
 
 
 def test_a_host_the_project_does_not_have_is_refused() -> None:
     with pytest.raises(GuardRefusedError, match="not in inventories/staging"):
-        guard.check_inventory(_plan_stub(), launch(hosts=("web9",)), PROJECT_VARS)
+        guard.check_inventory("staging", launch(hosts=("web9",)), PROJECT_VARS)
