@@ -162,6 +162,24 @@ class RunnerError(AutoopsError):
     default_remedy = "ansible-runner could not start the playbook; check the ansible installation."
 
 
+class NodeFailedError(RunnerError):
+    """An execution node could not be reached, or its worker could not run the job."""
+
+    code = "AUTOOPS-NODE-FAILED"
+    status = ExitStatus.UNREACHABLE
+    default_remedy = ("Check the node: `autoops nodes check --env ENV` (SSH access, autoops "
+                      "installed there in the controller's version).")
+
+
+class NodesInvalidError(BadInputError):
+    code = "AUTOOPS-NODES-INVALID"
+    default_remedy = "Fix nodes/ENV.yml (see README \"Execution nodes\")."
+
+
+class NodeUnknownError(BadInputError):
+    code = "AUTOOPS-NODE-UNKNOWN"
+
+
 class SecretsError(BadInputError):
     """A secrets file, key or configuration that autoops refuses to use: nothing runs."""
 

@@ -33,6 +33,7 @@ import yaml
 
 from autoops.common import identity
 from autoops.common.names import UNIX_NAME
+from autoops.common.procs import NODE_TICKET_KEY_VAR
 from autoops.errors import ServiceCallerError, ServiceInvalidError
 
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -56,7 +57,7 @@ _NOTABLE = frozenset({"BASH_ENV", "ENV", "TMPDIR", "TZ", "TZDIR", "PERL5LIB", "P
 # What autoops itself reads in same-user mode (never passed on as such).
 _CONSUMED = frozenset({"AUTOOPS_PROJECT_DIR", "AUTOOPS_STATE_DIR", "AUTOOPS_AUDIT_WITNESS",
                        "AUTOOPS_METRICS_DIR", SERVICE_CONFIG_VAR, "SOPS_AGE_KEY_FILE", "JOB_ID",
-                       INLINE_KEY_VAR})
+                       INLINE_KEY_VAR, NODE_TICKET_KEY_VAR})
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,8 @@ class Settings:
     # AWX's job id (its JOB_ID in a job's environment): the guard believes awx_* variables
     # only for that job.
     awx_job_id: str | None = None
+    # On an execution node: the /proc path of the run's ticket key (same-user mode only).
+    node_ticket_key_file: str | None = None
     passthrough: Mapping[str, str] = field(default_factory=dict)  # locale, TERM, …
     ignored_environ: tuple[str, ...] = ()  # inherited variables dropped (named in a notice)
     service: ServiceConfig | None = None
@@ -303,6 +306,7 @@ class Settings:
             if env.get("AUTOOPS_METRICS_DIR") else None,
             home=home.expanduser(),
             awx_job_id=env.get("JOB_ID") or None,
+            node_ticket_key_file=env.get(NODE_TICKET_KEY_VAR) or None,
             passthrough=_passthrough(env, _PASS_THROUGH | _USER_PASS_THROUGH),
             ignored_environ=_ignored(env, _CONSUMED),
         )

@@ -39,6 +39,9 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     target.add_argument("--grant", metavar="TOKEN",
                         help="a pre-authorisation grant (token, or the id of a known grant)")
     target.add_argument("--approval", metavar="ID", help="an approved two-person request")
+    target.add_argument("--node", metavar="NAME",
+                        help="the execution node to run on (one nodes/ENV.yml declares; default: "
+                             "one of them, or this machine when it declares none)")
     sub.add_parser("plan", parents=[common, target], help="validate and decide, run nothing")
     sub.add_parser("run", parents=[common, target], help="plan, get approval, execute")
 
@@ -76,7 +79,7 @@ def _request(args: argparse.Namespace) -> RunRequest:
     return RunRequest(action=args.action, env=args.env, params=parse_assignments(args.param),
                       limit=args.limit, check_mode=args.check, actor=args.actor,
                       one_host=args.one_host, wait=args.wait, grant=args.grant,
-                      approval=args.approval)
+                      approval=args.approval, node=args.node)
 
 
 def cmd_plan(app: Autoops, args: argparse.Namespace, output: Output, stdin: TextIO) -> ExitStatus:

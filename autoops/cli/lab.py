@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any, TextIO
 
 from autoops.cli import render
@@ -18,6 +19,8 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     lab_up = lsub.add_parser("up", parents=[common], help="start hosts, write inventories/lab")
     lab_up.add_argument("--hosts", type=int, help="how many hosts (default 3)")
     lab_up.add_argument("--groups", help="group sizes, e.g. web=2,db=1")
+    lab_up.add_argument("--nodes", type=int, default=0,
+                        help="execution nodes to add (runs of --env lab then execute there)")
     lsub.add_parser("status", parents=[common], help="the lab's hosts and their state")
     lsub.add_parser("down", parents=[common], help="remove everything lab up created")
 
@@ -27,7 +30,13 @@ def cmd_lab(app: Autoops, args: argparse.Namespace, output: Output, _in: TextIO)
 
     paths = manager.LabPaths.of(app.settings)
     if args.lab_command == "up":
-        doc = manager.up(paths, manager.parse_groups(args.hosts, args.groups), output.progress)
+        layout = manager.parse_groups(args.hosts, args.groups)
+        doc = manager.up(paths, layout, output.progress)
+        if args.nodes:
+            from autoops.lab import nodes  # noqa: PLC0415
+
+            nodes.add(paths, args.nodes, source_tree(), output.progress)
+            doc = manager.status(paths)
     elif args.lab_command == "down":
         doc = manager.down(paths, output.progress)
         output.text(f"lab: removed {len(doc['removed'])} host(s)")
@@ -41,6 +50,13 @@ def cmd_lab(app: Autoops, args: argparse.Namespace, output: Output, _in: TextIO)
                     if rows else "lab: no lab is up (`autoops lab up`)")
     output.document(doc)
     return ExitStatus.OK
+
+
+def source_tree() -> Path:
+    """The autoops source a lab node installs: this checkout (where the package lives)."""
+    import autoops  # noqa: PLC0415
+
+    return Path(autoops.__file__).resolve().parent.parent
 
 
 COMMANDS: dict[str, Handler] = {"lab": cmd_lab}

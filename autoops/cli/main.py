@@ -25,6 +25,7 @@ from autoops.cli import (
     lab,
     mcp,
     metrics,
+    nodes,
     render,
     runbooks,
     schedule,
@@ -43,12 +44,12 @@ from autoops.settings import Settings
 __all__ = ["build_parser", "main", "program", "vm_safe_argv", "vm_safe_main", "vm_safe_program"]
 
 GROUPS = (actions, audit, secrets, guards, watch, alerts, metrics, heartbeat, views, install, lab,
-          schedule, runbooks, incident, mcp, export)
+          schedule, runbooks, incident, mcp, export, nodes)
 """Command groups, in the order ``autoops --help`` lists them."""
 
 COMMANDS: dict[str, Handler] = {
     name: handler for group in (actions, audit, lab, secrets, guards, watch, alerts, metrics, views,
-                                schedule, runbooks, incident, mcp, export)
+                                schedule, runbooks, incident, mcp, export, nodes)
     for name, handler in group.COMMANDS.items()}
 
 

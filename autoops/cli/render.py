@@ -223,7 +223,9 @@ def run_summary(run: Mapping[str, Any]) -> str:
         out.append(f"check mode: {len(diffs)} task(s) would change something"
                    + "".join(f"\n  {visible(r['host'])}: {visible(r['task'])}" for r in diffs))
     status = visible(run["status"].upper())
-    out.append(f"run {visible(run['run_id'])}: {status} (exit {visible(run['exit_status'])})")
+    where = f" on node {visible(run['node'])}" if run.get("node") else ""
+    out.append(f"run {visible(run['run_id'])}: {status} (exit {visible(run['exit_status'])})"
+               f"{where}")
     return "\n".join(out)
 
 

@@ -19,3 +19,5 @@ APP_NAME = r"^[a-z][a-z0-9-]{0,31}$"
 """A deployable application (its repository and its pinned revision)."""
 SECRET_NAME = r"^[a-z_][a-z0-9_]{0,63}$"  # noqa: S105 - a pattern, not a password
 """A secret's variable name inside a SOPS file (an Ansible variable)."""
+RUN_ID = r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$"
+"""A run id: its UTC start and eight random hex digits (``20261122T081500Z-3fa9c1d2``)."""

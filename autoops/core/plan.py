@@ -179,7 +179,7 @@ def _files(project: Path, roots: list[Path],
     while todo:
         named, real = todo.pop()
         target = _inside(project, named) if named.is_symlink() else real
-        _owned(target, owners)
+        owned(target, owners)
         if target.is_dir():
             if target in seen:
                 continue
@@ -200,9 +200,9 @@ def _inside(project: Path, link: Path) -> Path:
     return target
 
 
-def _owned(path: Path, owners: frozenset[int] | None) -> None:
+def owned(path: Path, owners: frozenset[int] | None) -> None:
     """In service mode, content must be root's or the service account's, writable by no one else."""
-    if owners is None:
+    if owners is None or not path.exists():
         return
     st = path.stat()
     if st.st_uid not in owners or (st.st_mode & 0o022 and not (

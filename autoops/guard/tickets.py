@@ -7,6 +7,13 @@ owner can read, of the run id, action, environment, check mode, parameters and h
 cannot make one, and a copied ticket fails on any other run, on other parameters, and once
 its run is no longer running (the guard also looks the run up in state.db) or in any process
 but that run's own ansible-playbook.
+
+A run on an execution node has no state.db to look in. Its ticket is made under a key of
+its own, derived from the master key and the run id (:func:`node_key`), which the node
+borrows for that run only and holds in a memfd of its run process; the ticket also binds
+the digest of the content the node received. The guard believes that key only from the
+process that started its ansible-playbook, and only if that is autoops' node runner
+(:func:`node_key_from`).
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import contextlib
 import hashlib
 import hmac
 import os
+import re
 import secrets
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,6 +30,7 @@ from typing import Any
 
 from autoops.common.canonical import canonical_json
 from autoops.common.files import create_private
+from autoops.common.procs import parent_of
 from autoops.errors import StateError
 
 KEY_FILE = "guard.key"
@@ -62,16 +71,50 @@ def read_key(state_dir: Path) -> bytes | None:
 
 
 def issue(key: bytes, *, run_id: str, action: str, env: str, check_mode: bool,
-          params: Mapping[str, Any], hosts: Sequence[str]) -> str:
+          params: Mapping[str, Any], hosts: Sequence[str], content: str | None = None) -> str:
     """The ticket of one run: binds everything the guard would otherwise decide on."""
-    body = canonical_json({"run_id": run_id, "action": action, "env": env,
-                           "check_mode": bool(check_mode), "params": dict(params),
-                           "hosts": sorted(hosts)})
-    return "aot1." + hmac.new(key, body, hashlib.sha256).hexdigest()
+    fields = {"run_id": run_id, "action": action, "env": env, "check_mode": bool(check_mode),
+              "params": dict(params), "hosts": sorted(hosts)}
+    if content is not None:  # a node's ticket: the content it must have received
+        fields["content"] = content
+    return "aot1." + hmac.new(key, canonical_json(fields), hashlib.sha256).hexdigest()
 
 
 def valid(key: bytes, ticket: str, *, run_id: str, action: str, env: str, check_mode: bool,
-          params: Mapping[str, Any], hosts: Sequence[str]) -> bool:
+          params: Mapping[str, Any], hosts: Sequence[str], content: str | None = None) -> bool:
     expected = issue(key, run_id=run_id, action=action, env=env, check_mode=check_mode,
-                     params=params, hosts=hosts)
+                     params=params, hosts=hosts, content=content)
     return hmac.compare_digest(expected.encode(), str(ticket).encode())
+
+
+def node_key(master: bytes, run_id: str) -> bytes:
+    """The key of one node run's ticket: opens that run's ticket and no other."""
+    return hmac.new(master, b"autoops-node-run\0" + run_id.encode(), hashlib.sha256).digest()
+
+
+_NODE_KEY_PATH = re.compile(r"^/proc/([0-9]+)/fd/([0-9]+)$")
+NODE_RUNNER = ("-m", "autoops.run.runner", "node")
+
+
+def node_key_from(path: str, playbook_pid: int) -> bytes:
+    """The run key a node's run process lends its ansible-playbook; StateError otherwise.
+
+    ``path`` must be a memfd of the playbook's parent, and that parent must be autoops'
+    node runner (``python3 -I -m autoops.run.runner node``): a front-end that sets the
+    variable itself cannot make its own key count.
+    """
+    match = _NODE_KEY_PATH.fullmatch(path)
+    parent = parent_of(playbook_pid)
+    if match is None or parent is None or int(match.group(1)) != parent:
+        raise StateError(f"{path!r} is not held by the process that started this playbook")
+    try:
+        argv = Path(f"/proc/{parent}/cmdline").read_bytes().split(b"\0")
+        text = Path(path).read_text(encoding="ascii").strip()
+        key = bytes.fromhex(text)
+    except (OSError, ValueError):
+        raise StateError(f"cannot read the node run key at {path}") from None
+    words = [w.decode(errors="replace") for w in argv]
+    if not any(tuple(words[i:i + 3]) == NODE_RUNNER for i in range(len(words))) \
+            or len(key) != _KEY_BYTES:
+        raise StateError("the process that started this playbook is not autoops' node runner")
+    return key

@@ -61,11 +61,11 @@ def ensure_base(engine: Engine, cache_dir: Path, progress: image.Progress = _say
     return BASE_TAG
 
 
-def wheels(project_dir: Path, dest: Path) -> None:
-    """Every wheel the image installs (autoops and all it needs), into ``dest``."""
+def wheels(project_dir: Path, dest: Path, extra: tuple[str, ...] = BUILDER_WHEELS) -> None:
+    """Every wheel the image installs (autoops and all it needs, and ``extra``), into ``dest``."""
     dest.mkdir(parents=True, exist_ok=True)
     _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-build-isolation", "-w",
-          str(dest), str(project_dir), *BUILDER_WHEELS], "pip wheel")
+          str(dest), str(project_dir), *extra], "pip wheel")
 
 
 def create_context(project_dir: Path, context: Path) -> Path:

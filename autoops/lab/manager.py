@@ -34,6 +34,7 @@ LABEL = "autoops.lab"
 BASE_PORT = 22200
 PORT_SPAN = min(image.PORT_OFFSETS.values())  # SSH ports never reach a host's other ports
 MAX_HOSTS = 200
+KNOWN_HOSTS_FILE = "known_hosts.txt"  # in inventories/lab: the hosts' SSH host keys
 Progress = Callable[[str], None]
 
 
@@ -61,6 +62,10 @@ class LabPaths:
         """Where the lab of these settings keeps its state, cache and inventory."""
         return cls(settings.lab_dir, settings.cache_dir / "lab",
                    settings.inventories_dir / "lab")
+
+    @property
+    def project_dir(self) -> Path:
+        return self.inventory_dir.parent.parent
 
     @property
     def key(self) -> Path:
@@ -104,7 +109,7 @@ def up(paths: LabPaths, layout: list[tuple[str, str]], progress: Progress) -> di
     tag = image.ensure_image(engine, paths.cache_dir, progress)
     _keypair(paths.key)
     pubkey = paths.key.with_suffix(".pub").read_text().strip()
-    ports = _free_ports(len(layout))
+    ports = free_ports(len(layout))
     if len(ports) < len(layout):
         raise LabError(f"only {len(ports)} of {len(layout)} hosts' ports are free on 127.0.0.1 "
                        f"({BASE_PORT} to {BASE_PORT + PORT_SPAN - 1} and their offsets)",
@@ -115,8 +120,8 @@ def up(paths: LabPaths, layout: list[tuple[str, str]], progress: Progress) -> di
     progress(f"lab: starting {len(hosts)} host(s) …")
     hosts_started = time.monotonic()
     with ThreadPoolExecutor(max_workers=4) as pool:
-        list(pool.map(lambda h: _start(engine, tag, h, pubkey), hosts))
-    _wait_for_ssh(hosts, paths.known_hosts, progress)
+        list(pool.map(lambda h: start_host(engine, tag, h, pubkey), hosts))
+    wait_for_ssh(hosts, paths.known_hosts, progress)
     _wait_for_stack(hosts, progress)
     write_inventory(paths, hosts)
     took, hosts_took = time.monotonic() - started, time.monotonic() - hosts_started
@@ -131,7 +136,7 @@ def _keypair(key: Path) -> None:
                         "-f", str(key)], check=True)
 
 
-def _free_ports(count: int) -> list[int]:
+def free_ports(count: int) -> list[int]:
     """SSH ports whose host's every port (SSH, app, http, https) is free on loopback."""
     ports: list[int] = []
     for port in range(BASE_PORT, BASE_PORT + PORT_SPAN):
@@ -151,11 +156,12 @@ def _bindable(port: int) -> bool:
     return True
 
 
-def _start(engine: Engine, tag: str, host: LabHost, pubkey: str) -> None:
+def start_host(engine: Engine, tag: str, host: LabHost, pubkey: str,
+               *extra: str) -> None:
     engine.docker("run", "--detach", "--name", host.container, "--hostname", host.name,
                   "--network", "host", "--label", f"{LABEL}=1", "--label",
                   f"{LABEL}.group={host.group}", "--env", f"AUTOOPS_LAB_PUBKEY={pubkey}",
-                  tag, "/usr/local/sbin/autoops-lab-init", str(host.port))
+                  *extra, tag, "/usr/local/sbin/autoops-lab-init", str(host.port))
 
 
 def _deadline(hosts: list[LabHost]) -> float:
@@ -163,7 +169,9 @@ def _deadline(hosts: list[LabHost]) -> float:
     return time.monotonic() + max(120.0, 3.0 * len(hosts))
 
 
-def _wait_for_ssh(hosts: list[LabHost], known_hosts: Path, progress: Progress) -> None:
+def wait_for_ssh(hosts: list[LabHost], known_hosts: Path, progress: Progress,
+                 *, append: bool = False) -> None:
+    """Until each host answers SSH; their host keys go to ``known_hosts`` (or are added)."""
     lines: list[str] = []
     deadline = _deadline(hosts)
     for host in hosts:
@@ -178,7 +186,8 @@ def _wait_for_ssh(hosts: list[LabHost], known_hosts: Path, progress: Progress) -
                 raise LabError(f"{host.name} did not answer SSH on port {host.port}",
                                remedy=f"docker logs {host.container}")
             time.sleep(0.2)
-    known_hosts.write_text("\n".join(lines) + "\n")
+    with known_hosts.open("a" if append else "w", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")  # in place: a node mounts this very file
     progress(f"lab: SSH answers on {len(hosts)} host(s)")
 
 
@@ -243,6 +252,7 @@ def write_inventory(paths: LabPaths, hosts: list[LabHost]) -> None:
             **{f"lab_{kind}_port": port for kind, port in host.ports.items()}}
     inv = paths.inventory_dir
     (inv / "group_vars" / "all").mkdir(parents=True, exist_ok=True)
+    (inv / KNOWN_HOSTS_FILE).write_text(paths.known_hosts.read_text())
     (inv / "hosts.yml").write_text("---\n# Written by `autoops lab up`; removed by `lab down`.\n"
                                    + yaml.safe_dump({"all": {"children": groups}}))
     common = {
@@ -252,8 +262,10 @@ def write_inventory(paths: LabPaths, hosts: list[LabHost]) -> None:
         "ansible_become": True,
         "ansible_python_interpreter": "/usr/bin/python3",
         "ansible_ssh_private_key_file": str(paths.key),
-        "ansible_ssh_common_args": f"-o UserKnownHostsFile={paths.known_hosts} "
-                                   "-o StrictHostKeyChecking=yes",
+        # The hosts' keys travel with the inventory (an execution node reads them there);
+        # Ansible's inventory loader skips .txt files.
+        "ansible_ssh_common_args": f"-o 'UserKnownHostsFile={{{{ inventory_dir }}}}/"
+                                   f"{KNOWN_HOSTS_FILE}' -o StrictHostKeyChecking=yes",
         "autoops_service_manager": "supervisor",
         "autoops_supervisor_config": "/etc/supervisor/supervisord.conf",
         "autoops_backup_dir": "/var/backups/autoops",
@@ -274,9 +286,12 @@ def write_inventory(paths: LabPaths, hosts: list[LabHost]) -> None:
 
 
 def _save(paths: LabPaths, engine: Engine, tag: str, hosts: list[LabHost]) -> None:
-    paths.record.write_text(json.dumps({
-        "engine": engine.host, "private_engine": str(engine.private_dir or ""),
-        "image": tag, "hosts": [asdict(h) for h in hosts]}, indent=2))
+    save_record(paths, {"engine": engine.host, "private_engine": str(engine.private_dir or ""),
+                        "image": tag, "hosts": [asdict(h) for h in hosts], "nodes": []})
+
+
+def save_record(paths: LabPaths, record: dict[str, Any]) -> None:
+    paths.record.write_text(json.dumps(record, indent=2))
 
 
 def load_record(paths: LabPaths) -> dict[str, Any] | None:
@@ -307,7 +322,7 @@ def status(paths: LabPaths) -> dict[str, Any]:
     hosts = [{**h, "state": states.get(h["container"], "missing"),
               "memory_mib": memory.get(h["container"]),
               **{f"{kind}_port": port for kind, port in image.host_ports(h["port"]).items()}}
-             for h in record["hosts"]]
+             for h in [*record["hosts"], *record.get("nodes", [])]]
     return {"up": True, "engine": record["engine"], "image": record["image"], "hosts": hosts,
             "inventory": str(paths.inventory_dir)}
 
@@ -350,7 +365,8 @@ def down(paths: LabPaths, progress: Progress) -> dict[str, Any]:
         if docker.stop_private(engine) and engine.private_dir is not None:
             progress("lab: stopped the Docker engine autoops had started")
             docker.remove_private(engine.private_dir)
-    for path in (paths.record, paths.known_hosts, paths.key, paths.key.with_suffix(".pub")):
+    for path in (paths.record, paths.known_hosts, paths.key, paths.key.with_suffix(".pub"),
+                 paths.project_dir / "nodes" / "lab.yml"):  # the lab's execution nodes
         path.unlink(missing_ok=True)
     shutil.rmtree(paths.inventory_dir, ignore_errors=True)
     return {"removed": removed}

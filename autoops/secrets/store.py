@@ -240,6 +240,10 @@ class Secrets:
                     found[name] = str(value)
         return found
 
+    def lent_key(self, loaded: EnvSecrets) -> str | None:
+        """The age key's text, for an execution node to borrow for one run (None: no files)."""
+        return self.key(loaded.env).text() if loaded.files else None
+
     def run_key(self, loaded: EnvSecrets) -> tuple[dict[str, str], str | None]:
         """What ansible-playbook's vars plugin needs to open the files.
 

@@ -22,8 +22,10 @@ from autoops.common import identity, reasons
 from autoops.common.files import ensure_dir
 from autoops.common.identity import Principal
 from autoops.common.names import ACTOR_NAME
+from autoops.core import nodes
 from autoops.core.catalog import Catalog
-from autoops.core.plan import Content
+from autoops.core.nodes import EnvNodes
+from autoops.core.plan import Content, owned
 from autoops.core.policy import Policy
 from autoops.errors import BadInputError, EnvUnknownError, ServiceRefusedError
 from autoops.guard import tickets
@@ -93,6 +95,16 @@ class Context:
     @cached_property
     def second_person(self) -> SecondPerson:
         return SecondPerson(self.db, self.clock)
+
+    def nodes(self, env: str) -> EnvNodes:
+        """``env``'s execution nodes (none: its runs execute here).
+
+        Read at each call, so a run that waited sees the file as it is when it starts.
+        """
+        owners = self.content.owners
+        if owners is not None:  # service mode: like the content, root's or the service's
+            owned(nodes.path_of(self.settings.project_dir, env), owners)
+        return nodes.load(self.settings.project_dir, env, self.settings.home)
 
     @cached_property
     def secret_store(self) -> Secrets:

@@ -29,6 +29,7 @@ class RunRequest:
     grant: str | None = None  # a grant token (or the id of one this machine has seen)
     approval: str | None = None  # an approved two-person request id
     promote_from: str | None = None  # `autoops promote`: the environment that proved it
+    node: str | None = None  # an execution node of the environment's (nodes/ENV.yml)
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class RunResult:
     error: AutoopsError | None = None
     warnings: list[str] = field(default_factory=list)
     promotion: dict[str, Any] | None = None  # the promotion gate's evidence, when one applied
+    node: str | None = None  # the execution node it ran on (None: this machine)
 
     @property
     def reports(self) -> dict[str, list[Any]]:
@@ -83,5 +85,6 @@ class RunResult:
             "results": self.results,
             "warnings": self.warnings,
             "error": self.error.to_dict() if self.error else None,
+            "node": self.node,
             **({"promotion": self.promotion} if self.promotion is not None else {}),
         }

@@ -18,7 +18,8 @@ from typing import Any
 
 from autoops.common.procs import parent_of, process_start_time
 from autoops.core import policy
-from autoops.core.plan import Plan
+from autoops.core.inventory import inventory_path
+from autoops.core.plan import CONTENT_ROOTS, Plan, content_digest
 from autoops.core.plan import build as build_plan
 from autoops.core.policy import Decision, HaltFacts, Outcome
 from autoops.errors import (
@@ -27,11 +28,13 @@ from autoops.errors import (
     AutoopsError,
     BadInputError,
     GuardRefusedError,
+    NodesInvalidError,
 )
 from autoops.exits import ExitStatus
 from autoops.guard import approvals, confirmation, grants, tickets
 from autoops.guard.locks import needs_lock
 from autoops.run import runner
+from autoops.run.remote import Loan, NodeJob
 from autoops.run.runner import HostResult, RunOutcome
 from autoops.secrets.store import EnvSecrets
 from autoops.services.context import Context, new_run_id
@@ -284,6 +287,34 @@ class Runs:
                 remedy="Start it with `autoops run`; a ticket is good for its own run only.")
         return row.actor
 
+    def node_ticketed(self, ticket: str, *, run_id: str, action: str, env: str,
+                      check_mode: bool, params: Mapping[str, Any], hosts: Sequence[str],
+                      playbook_pid: int) -> None:
+        """On an execution node: pass if the ticket opens here; else GuardRefusedError.
+
+        The ticket must open with the run's own key, lent by the node runner that started
+        this ansible-playbook (:func:`tickets.node_key_from`), and bind the digest of the
+        content as received. Nothing is recorded here: the node keeps no audit log; the
+        controller records the failed guard task from the event stream.
+        """
+        settings = self.ctx.settings
+        refused = GuardRefusedError(
+            f"the run ticket does not open on this execution node for run {run_id or '?'} of "
+            f"{action} (another run's key, other parameters or hosts, or content that differs "
+            "from what the controller approved); nothing ran",
+            remedy="Runs reach a node only through `autoops run`; install the controller's "
+                   "autoops version on the node.", details={"run_id": run_id or "?"})
+        try:
+            key = tickets.node_key_from(str(settings.node_ticket_key_file), playbook_pid)
+            digest = content_digest(settings.project_dir, inventory_path(
+                settings.inventories_dir, env, set(self.ctx.policy.environments)))
+        except AutoopsError as exc:
+            refused.message = f"{exc.message}; nothing ran"
+            raise refused from exc
+        if not tickets.valid(key, ticket, run_id=run_id, action=action, env=env,
+                             check_mode=check_mode, params=params, hosts=hosts, content=digest):
+            raise refused
+
     def _clear(self, attempt: Attempt, authority: Authority, decision: Decision,
                confirm: confirmation.Confirm | None,
                remedy: str | None = None) -> confirmation.Clearance:
@@ -348,6 +379,8 @@ class Runs:
         the_plan = build_plan(resolved, request.env, ctx.content, set(ctx.policy.environments),
                               request.limit, check_mode=request.check_mode,
                               host_cache=ctx.db.hosts)
+        if request.node is not None:  # a node the environment declares, or nothing runs
+            ctx.nodes(request.env).named(request.node)
         if request.one_host and len(the_plan.hosts) != 1:
             raise BadInputError(
                 f"--limit {request.limit!r} matches {len(the_plan.hosts)} hosts, not exactly one",
@@ -497,7 +530,7 @@ class Runs:
             "hosts": list(the_plan.hosts), "check_mode": the_plan.check_mode,
             "locked": needs_lock(the_plan.resolved.action.risk, the_plan.check_mode),
             "content_digest": the_plan.content_digest, "authorised_by": authorised,
-            "sops": loaded.to_dict()})
+            "sops": loaded.to_dict(), "node": spec.node.name if spec.node else None})
         halt_now = ctx.halts.watcher(the_plan.env, attempt.actor)
         try:
             outcome = runner.execute(spec, handle, lambda: cancel() or halt_now() is not None,
@@ -515,15 +548,35 @@ class Runs:
         result = RunResult(run_id=run_id, plan=the_plan, decision=decision, approval=approval,
                            status=status, runner_status=outcome.status, stats=outcome.stats,
                            results=results, error=error, warnings=outcome.warnings,
-                           promotion=attempt.promotion)
+                           promotion=attempt.promotion,
+                           node=spec.node.name if spec.node else None)
         for listener in self.finished:
             listener(result, attempt.actor)
         return result
 
     def _spec(self, attempt: Attempt, loaded: EnvSecrets) -> runner.RunSpec:
-        """What the worker runs: the playbook, inventory, extra vars and the child environment."""
+        """What the worker runs: the playbook, inventory, extra vars and the child environment.
+
+        On an execution node, the ticket is made under the run's own node key and binds the
+        content digest; the node borrows that key, the age key and the lent identities.
+        """
         the_plan, settings = attempt.plan, self.ctx.settings
+        node = self.ctx.nodes(the_plan.env).choose(attempt.run_id, attempt.request.node)
+        key = self.ctx.ticket_key if node is None else tickets.node_key(self.ctx.ticket_key,
+                                                                        attempt.run_id)
+        ticket = tickets.issue(key, run_id=attempt.run_id, action=the_plan.action_name,
+                               env=the_plan.env, check_mode=the_plan.check_mode,
+                               params=the_plan.resolved.params, hosts=the_plan.hosts,
+                               content=None if node is None else the_plan.content_digest)
         sops_env, inline_key = self.ctx.secret_store.run_key(loaded)
+        job = None
+        if node is not None:
+            job = NodeJob(node.name, tuple(node.ssh_argv("node")),
+                          tuple(node.ssh_argv("node-cancel", attempt.run_id)), CONTENT_ROOTS,
+                          Loan(age_key=self.ctx.secret_store.lent_key(loaded),
+                               identities=self._lent_identities(the_plan.env),
+                               ticket_key=key.hex()))
+            inline_key = None  # the node borrows it; nothing here opens the files
         return runner.RunSpec(
             run_id=attempt.run_id, project_dir=settings.project_dir,
             playbook=settings.project_dir / the_plan.resolved.action.playbook,
@@ -533,15 +586,22 @@ class Runs:
                 "autoops_run_id": attempt.run_id, "autoops_actor": attempt.actor,
                 "autoops_env": the_plan.env, "autoops_action": the_plan.action_name,
                 "autoops_check_mode": the_plan.check_mode,
-                # the guard play passes at once on this, and only for this run
-                "autoops_ticket": tickets.issue(
-                    self.ctx.ticket_key, run_id=attempt.run_id, action=the_plan.action_name,
-                    env=the_plan.env, check_mode=the_plan.check_mode,
-                    params=the_plan.resolved.params, hosts=the_plan.hosts),
+                "autoops_ticket": ticket,  # the guard play passes on it, for this run only
             },
             check_mode=the_plan.check_mode, runs_dir=settings.runs_dir, python=settings.python,
             environ=settings.child_environ({**sops_env, **settings.locator_environ()}),
-            age_key=inline_key)
+            age_key=inline_key, node=job)
+
+    def _lent_identities(self, env: str) -> tuple[str, ...]:
+        """The SSH keys nodes/ENV.yml lends its nodes, read now (a missing one stops the run)."""
+        texts = []
+        for path in self.ctx.nodes(env).lend_identities:
+            try:
+                texts.append(path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError) as exc:
+                raise NodesInvalidError(f"nodes/{env}.yml lends {path}, which cannot be read: "
+                                        f"{exc}") from None
+        return tuple(texts)
 
     def _finish(self, attempt: Attempt, outcome: RunOutcome, halt: HaltFacts | None,
                 results: list[dict[str, Any]]) -> tuple[ExitStatus, AutoopsError | None]:

@@ -1,0 +1,45 @@
+"""``autoops nodes list|check``: an environment's execution nodes, and whether they answer."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, TextIO
+
+from autoops.cli import render
+from autoops.cli.output import Handler, Output
+from autoops.engine import Autoops
+from autoops.exits import ExitStatus
+
+
+def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    nodes = sub.add_parser("nodes", parents=[common],
+                           help="execution nodes: where an environment's runs execute")
+    nodes.add_argument("nodes_command", choices=["list", "check"],
+                       help="list: what nodes/ENV.yml declares; check: ask each node over SSH")
+    nodes.add_argument("--env", required=True)
+
+
+def cmd_nodes(app: Autoops, args: argparse.Namespace, output: Output, _in: TextIO) -> ExitStatus:
+    from autoops.core import nodes  # noqa: PLC0415 -- only this command needs it
+
+    env = app.context.scope(args.env)
+    declared = app.context.nodes(env)
+    if args.nodes_command == "list":
+        rows = [n.to_dict() for n in declared.nodes]
+    else:
+        environ = app.settings.child_environ()
+        rows = [nodes.probe(n, environ) for n in declared.nodes]
+    if not rows:
+        output.text(f"{env}: no execution nodes (nodes/{env}.yml); its runs execute here")
+    else:
+        columns = ("name", "host", "port", "user", "autoops", "ok", "problem")
+        shown = [c for c in columns if any(c in r for r in rows)]
+        output.text(render.table([tuple("" if r.get(c) is None else str(r.get(c)) for c in shown)
+                                  for r in rows], tuple(c.upper() for c in shown)))
+    output.document({"env": env, "nodes": rows,
+                     "lend_identities": [str(p) for p in declared.lend_identities]})
+    failed = args.nodes_command == "check" and not all(r.get("ok") for r in rows)
+    return ExitStatus.UNREACHABLE if failed else ExitStatus.OK
+
+
+COMMANDS: dict[str, Handler] = {"nodes": cmd_nodes}

@@ -1,0 +1,286 @@
+"""The link to an execution node: one SSH session per run, and what crosses it.
+
+The controller's run worker (:mod:`autoops.run.runner`) starts ``ssh NODE python3 -I -m
+autoops.run.runner node`` and writes, on its stdin:
+
+1. a **header**, one JSON line: the run id, autoops' version, the length of the job, and
+   what the node borrows for this run only — the environment's age key, the SSH
+   identities ``nodes/ENV.yml`` lends, and the run's ticket key (the guard play on the node
+   checks the run's ticket with it; it opens no other run's);
+2. the **job**: exactly what ``ansible-runner transmit`` wrote (its kwargs line, the zip of
+   the private data dir with the project's content, the eof line);
+3. then, until the run ends, a **keepalive** newline every few seconds.
+
+The node answers on stdout with ansible-runner's worker stream, which ``process`` turns
+back into events on the controller, where redaction and the audit log are.
+
+Nothing outlives its supervisor: the node's end is a child subreaper; when its stdin ends
+(the controller cancelled, a halt, autoops or the SSH link died) or stays silent past
+:data:`DEADMAN`, it cancels the run and kills everything the run started. Borrowed
+secrets live in memory: the age key and the ticket key in memfds the run reads through
+``/proc``, the identities in an ssh-agent of the run's own, killed with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from autoops import __version__
+
+KEEPALIVE = 5.0  # seconds between the controller's keepalive newlines
+DEADMAN = 30.0  # seconds of silence after which the node stops the run on its own
+HEADER_LIMIT = 1 << 20  # a header is a few kilobytes; anything longer is not ours
+
+
+@dataclass(frozen=True)
+class Loan:
+    """What a node borrows for one run; never written anywhere."""
+
+    age_key: str | None = field(default=None, repr=False)
+    identities: tuple[str, ...] = field(default=(), repr=False)
+    ticket_key: str = field(default="", repr=False)  # hex
+
+
+def header(run_id: str, job_length: int, loan: Loan) -> bytes:
+    """The first line the node reads."""
+    return json.dumps({"autoops_node": 1, "run_id": run_id, "version": __version__,
+                       "length": job_length, "age_key": loan.age_key,
+                       "identities": list(loan.identities),
+                       "ticket_key": loan.ticket_key}).encode() + b"\n"
+
+
+class HeaderError(ValueError):
+    """The node's stdin did not start with a header of this autoops."""
+
+
+def parse_header(line: bytes) -> tuple[str, int, Loan]:
+    """(run id, job length, loan) from the first line; HeaderError for anything else."""
+    try:
+        data = json.loads(line)
+    except ValueError:
+        raise HeaderError("the job does not start with an autoops header") from None
+    if not isinstance(data, dict) or data.get("autoops_node") != 1:
+        raise HeaderError("the job does not start with an autoops header")
+    if data.get("version") != __version__:
+        raise HeaderError(f"the controller runs autoops {data.get('version')}, this node "
+                          f"{__version__}: install the same version on both")
+    identities = data.get("identities") or []
+    if not isinstance(identities, list) or not all(isinstance(i, str) for i in identities):
+        raise HeaderError("the header's identities are not a list of keys")
+    age_key = data.get("age_key")
+    try:
+        return (str(data["run_id"]), int(data["length"]),
+                Loan(age_key=str(age_key) if age_key else None, identities=tuple(identities),
+                     ticket_key=str(data.get("ticket_key") or "")))
+    except (KeyError, TypeError, ValueError):
+        raise HeaderError("the header lacks the run id or the job's length") from None
+
+
+def receive(fd: int) -> tuple[str, Loan, bytes]:
+    """Read the header and the whole job from ``fd``.
+
+    Raw reads: nothing is buffered past the job, so the keepalives that follow are the
+    :class:`Deadman`'s to read.
+    """
+    buffer = b""
+    while b"\n" not in buffer:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            raise HeaderError("the session ended before the job's header")
+        buffer += chunk
+        if len(buffer) > HEADER_LIMIT:
+            raise HeaderError("the job does not start with an autoops header")
+    line, _, job = buffer.partition(b"\n")
+    run_id, length, loan = parse_header(line)
+    while len(job) < length:
+        chunk = os.read(fd, min(1 << 20, length - len(job)))
+        if not chunk:
+            raise HeaderError(f"the session ended {length - len(job)} bytes before the job's end")
+        job += chunk
+    return run_id, loan, job[:length]
+
+
+@dataclass(frozen=True)
+class NodeJob:
+    """Where a run goes and what the node borrows (crosses to the run worker as JSON)."""
+
+    name: str
+    argv: tuple[str, ...]  # ssh … node
+    cancel_argv: tuple[str, ...]  # ssh … node-cancel RUN_ID
+    content: tuple[str, ...]  # what the job carries: the project's paths the plan digests
+    loan: Loan = field(default_factory=Loan)
+
+    def to_order(self) -> dict[str, Any]:
+        return {"name": self.name, "argv": list(self.argv), "cancel_argv": list(self.cancel_argv),
+                "content": list(self.content), "age_key": self.loan.age_key,
+                "identities": list(self.loan.identities), "ticket_key": self.loan.ticket_key}
+
+    @classmethod
+    def from_order(cls, data: Mapping[str, Any]) -> NodeJob:
+        return cls(str(data["name"]), tuple(data["argv"]), tuple(data["cancel_argv"]),
+                   tuple(data["content"]),
+                   Loan(data.get("age_key"), tuple(data.get("identities") or ()),
+                        str(data.get("ticket_key") or "")))
+
+
+# -- the controller's end -------------------------------------------------------------
+
+
+class Link:
+    """The SSH session to a node: send the job, keep it alive, end it to cancel."""
+
+    def __init__(self, argv: Sequence[str], environ: Mapping[str, str]) -> None:
+        self.proc = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, env=dict(environ), close_fds=True)
+        self._lock = threading.Lock()
+        self._ended = threading.Event()
+        self._stderr: list[bytes] = []
+        threading.Thread(target=self._drain_stderr, daemon=True).start()
+
+    @property
+    def stdout(self) -> IO[bytes]:
+        assert self.proc.stdout is not None  # noqa: S101 - a PIPE
+        return self.proc.stdout
+
+    def send(self, first: bytes, job: bytes) -> None:
+        """Header and job, then keepalives until :meth:`end`."""
+        self._write(first + job)
+        threading.Thread(target=self._keepalive, daemon=True).start()
+
+    def end(self) -> None:
+        """Close the node's stdin: its end stops the run (cancel) or sees it is over."""
+        self._ended.set()
+        with self._lock, contextlib.suppress(OSError, ValueError):
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+
+    def close(self, grace: float) -> None:
+        """End the session; give ssh ``grace`` seconds to leave, then kill it."""
+        self.end()
+        try:
+            self.proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+    def stderr_tail(self) -> str:
+        text = b"".join(self._stderr).decode(errors="replace")
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        return " | ".join(lines[-3:])[:500]
+
+    def _write(self, data: bytes) -> None:
+        with self._lock:
+            if self.proc.stdin is None or self.proc.stdin.closed:
+                return
+            try:
+                self.proc.stdin.write(data)
+                self.proc.stdin.flush()
+            except (BrokenPipeError, OSError, ValueError):
+                self._ended.set()
+
+    def _keepalive(self) -> None:
+        while not self._ended.wait(KEEPALIVE):
+            self._write(b"\n")
+
+    def _drain_stderr(self) -> None:
+        stderr = self.proc.stderr
+        assert stderr is not None  # noqa: S101 - a PIPE
+        for chunk in iter(lambda: os.read(stderr.fileno(), 4096), b""):
+            self._stderr.append(chunk)
+            del self._stderr[:-16]
+
+
+def cancel_on_node(argv: Sequence[str], environ: Mapping[str, str], timeout: float = 20.0) -> str:
+    """Run ``node-cancel RUN_ID`` on the node (a second session): what it says it killed."""
+    try:
+        done = subprocess.run(list(argv), env=dict(environ), capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, timeout=timeout, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"node-cancel failed: {exc}"
+    return (done.stdout.strip() or done.stderr.strip())[-300:]
+
+
+# -- the node's end -------------------------------------------------------------------
+
+
+class Deadman:
+    """Reads the controller's keepalives; calls ``stop`` when they end or stop coming."""
+
+    def __init__(self, fd: int, stop: Callable[[str], None], silence: float = DEADMAN) -> None:
+        self.fd, self.stop, self.silence = fd, stop, silence
+        self._done = threading.Event()
+
+    def start(self) -> None:
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def disarm(self) -> None:
+        self._done.set()
+
+    def _watch(self) -> None:
+        last = time.monotonic()
+        while not self._done.is_set():
+            ready, _, _ = select.select([self.fd], [], [], 1.0)
+            if self._done.is_set():
+                return
+            if ready:
+                try:
+                    chunk = os.read(self.fd, 4096)
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    self.stop("the controller closed the session")
+                    return
+                last = time.monotonic()
+            elif time.monotonic() - last > self.silence:
+                self.stop(f"no word from the controller for {self.silence:.0f}s")
+                return
+
+
+def memfd_path(name: str, data: bytes) -> tuple[int, str]:
+    """``data`` in a memfd of this process, and the /proc path children open it by."""
+    fd = os.memfd_create(name)
+    os.write(fd, data)
+    return fd, f"/proc/{os.getpid()}/fd/{fd}"
+
+
+def lend_identities(identities: Sequence[str], run_dir: Path,
+                    environ: Mapping[str, str]) -> tuple[subprocess.Popen[bytes] | None, str]:
+    """An ssh-agent of this run's own holding ``identities``: (agent, SSH_AUTH_SOCK)."""
+    if not identities:
+        return None, ""
+    sock = run_dir / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             env=dict(environ), close_fds=True)
+    deadline = time.monotonic() + 10
+    while not sock.exists():
+        if agent.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("the run's ssh-agent did not start")
+        time.sleep(0.02)
+    for key in identities:  # from stdin: the key is never a file
+        added = subprocess.run(["ssh-add", "-q", "-"], input=key.encode() + b"\n",
+                               env={**environ, "SSH_AUTH_SOCK": str(sock)},
+                               capture_output=True, timeout=20, check=False)
+        if added.returncode != 0:
+            raise RuntimeError("ssh-add refused a lent identity: "
+                               + added.stderr.decode(errors="replace").strip()[-200:])
+    return agent, str(sock)
+
+
+def stream_error(output: IO[bytes], explanation: str) -> None:
+    """Tell ``process`` the job failed before it started (its own status format)."""
+    output.write(json.dumps({"status": "error", "job_explanation": explanation}).encode()
+                 + b"\n" + json.dumps({"eof": True}).encode() + b"\n")
+    output.flush()
