@@ -33,7 +33,6 @@ import yaml
 
 from autoops.common import identity
 from autoops.common.names import UNIX_NAME
-from autoops.common.procs import NODE_TICKET_KEY_VAR
 from autoops.errors import ServiceCallerError, ServiceInvalidError
 
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -57,7 +56,7 @@ _NOTABLE = frozenset({"BASH_ENV", "ENV", "TMPDIR", "TZ", "TZDIR", "PERL5LIB", "P
 # What autoops itself reads in same-user mode (never passed on as such).
 _CONSUMED = frozenset({"AUTOOPS_PROJECT_DIR", "AUTOOPS_STATE_DIR", "AUTOOPS_AUDIT_WITNESS",
                        "AUTOOPS_METRICS_DIR", SERVICE_CONFIG_VAR, "SOPS_AGE_KEY_FILE", "JOB_ID",
-                       INLINE_KEY_VAR, NODE_TICKET_KEY_VAR})
+                       INLINE_KEY_VAR})
 
 
 @dataclass(frozen=True)
@@ -177,8 +176,6 @@ class Settings:
     # AWX's job id (its JOB_ID in a job's environment): the guard believes awx_* variables
     # only for that job.
     awx_job_id: str | None = None
-    # On an execution node: the /proc path of the run's ticket key (same-user mode only).
-    node_ticket_key_file: str | None = None
     passthrough: Mapping[str, str] = field(default_factory=dict)  # locale, TERM, …
     ignored_environ: tuple[str, ...] = ()  # inherited variables dropped (named in a notice)
     service: ServiceConfig | None = None
@@ -216,6 +213,11 @@ class Settings:
     def lab_dir(self) -> Path:
         """The lab's keys, known_hosts, record and (if autoops started one) Docker engine."""
         return self.state_dir / "lab"
+
+    @property
+    def node_seen_dir(self) -> Path:
+        """On an execution node: the run ids it took (a ticket is good for one run)."""
+        return self.state_dir / "node-seen"
 
     @property
     def age_keys_dir(self) -> Path:
@@ -306,7 +308,6 @@ class Settings:
             if env.get("AUTOOPS_METRICS_DIR") else None,
             home=home.expanduser(),
             awx_job_id=env.get("JOB_ID") or None,
-            node_ticket_key_file=env.get(NODE_TICKET_KEY_VAR) or None,
             passthrough=_passthrough(env, _PASS_THROUGH | _USER_PASS_THROUGH),
             ignored_environ=_ignored(env, _CONSUMED),
         )

@@ -60,7 +60,7 @@ TEST_ACTIONS = {
     "test-secret": {
         "description": "Use the SOPS canary - deliver, echo and register it (tests only).",
         "playbook": "playbooks/test-secret.yml", "risk": "SAFE",
-        "environments": ["local", "staging", "production"], "check_mode": False,
+        "environments": ["local", "lab", "staging", "production"], "check_mode": False,
         "params": {"required": ["dest"], "properties": {
             "dest": {"type": "string", "description": "file", "pattern": "^/[A-Za-z0-9._/-]+$"},
             "fail": {"type": "boolean", "description": "fail with the secret", "default": False},

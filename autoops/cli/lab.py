@@ -35,7 +35,8 @@ def cmd_lab(app: Autoops, args: argparse.Namespace, output: Output, _in: TextIO)
         if args.nodes:
             from autoops.lab import nodes  # noqa: PLC0415
 
-            nodes.add(paths, args.nodes, source_tree(), output.progress)
+            nodes.add(paths, args.nodes, source_tree(), app.context.node_trust("lab"),
+                      output.progress)
             doc = manager.status(paths)
     elif args.lab_command == "down":
         doc = manager.down(paths, output.progress)

@@ -14,8 +14,9 @@ from autoops.exits import ExitStatus
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     nodes = sub.add_parser("nodes", parents=[common],
                            help="execution nodes: where an environment's runs execute")
-    nodes.add_argument("nodes_command", choices=["list", "check"],
-                       help="list: what nodes/ENV.yml declares; check: ask each node over SSH")
+    nodes.add_argument("nodes_command", choices=["list", "check", "trust"],
+                       help="list: what nodes/ENV.yml declares; check: ask each node over SSH; "
+                            "trust: the public key a node installs to take ENV's runs")
     nodes.add_argument("--env", required=True)
 
 
@@ -23,12 +24,15 @@ def cmd_nodes(app: Autoops, args: argparse.Namespace, output: Output, _in: TextI
     from autoops.core import nodes  # noqa: PLC0415 -- only this command needs it
 
     env = app.context.scope(args.env)
+    if args.nodes_command == "trust":
+        return _trust(app, env, output)
     declared = app.context.nodes(env)
     if args.nodes_command == "list":
         rows = [n.to_dict() for n in declared.nodes]
     else:
         environ = app.settings.child_environ()
-        rows = [nodes.probe(n, environ) for n in declared.nodes]
+        trust = app.context.node_trust(env)
+        rows = [nodes.probe(n, environ, env, trust) for n in declared.nodes]
     if not rows:
         output.text(f"{env}: no execution nodes (nodes/{env}.yml); its runs execute here")
     else:
@@ -40,6 +44,19 @@ def cmd_nodes(app: Autoops, args: argparse.Namespace, output: Output, _in: TextI
                      "lend_identities": [str(p) for p in declared.lend_identities]})
     failed = args.nodes_command == "check" and not all(r.get("ok") for r in rows)
     return ExitStatus.UNREACHABLE if failed else ExitStatus.OK
+
+
+def _trust(app: Autoops, env: str, output: Output) -> ExitStatus:
+    """Print the public key (made on first use) and where a node installs it."""
+    from autoops.core import nodes  # noqa: PLC0415
+
+    public = app.context.node_trust(env).decode()
+    where = f"~/.config/autoops/node-trust/{env}.pub"
+    output.text(f"# Install on each of {env}'s execution nodes, for the account runs log in as,\n"
+                f"# as {where} (it signs nothing; the private half stays here):\n{public}")
+    output.document({"env": env, "public_key": public, "install_as": where,
+                     "fingerprint": nodes.fingerprint(public.encode())})
+    return ExitStatus.OK
 
 
 COMMANDS: dict[str, Handler] = {"nodes": cmd_nodes}

@@ -65,9 +65,6 @@ def kill_leftovers(before: set[int]) -> list[int]:
 
 
 RUN_MARK = "AUTOOPS_RUN_ID"  # set in the environment of a run's worker; every descendant inherits it
-# On an execution node: where the node's run process holds the run's ticket key (a memfd under
-# /proc; the guard believes it only there, see autoops.guard.tickets.node_key_from).
-NODE_TICKET_KEY_VAR = "AUTOOPS_NODE_TICKET_KEY_FILE"
 
 
 def marked(run_id: str) -> list[tuple[int, str]]:

@@ -158,8 +158,17 @@ def _expand(text: str | None, home: Path | None) -> Path | None:
     return Path(os.path.normpath(text))
 
 
-def probe(node: Node, environ: Mapping[str, str], timeout: float = 30.0) -> dict[str, Any]:
-    """What ``node-info`` says on the node, and whether it can take this controller's runs."""
+def fingerprint(public_pem: bytes) -> str:
+    """How ``node-info`` names a trusted key (a digest of the PEM file as installed)."""
+    return "sha256:" + hashlib.sha256(public_pem).hexdigest()[:16]
+
+
+def probe(node: Node, environ: Mapping[str, str], env: str, trust: bytes,
+          timeout: float = 30.0) -> dict[str, Any]:
+    """What ``node-info`` says on the node, and whether it can take this controller's runs.
+
+    ``trust`` is the public key the node must have installed for ``env``.
+    """
     from autoops import __version__  # noqa: PLC0415
 
     found: dict[str, Any] = {**node.to_dict(), "ok": False}
@@ -181,6 +190,9 @@ def probe(node: Node, environ: Mapping[str, str], timeout: float = 30.0) -> dict
         problems.append("no ansible-playbook on the node")
     if not info.get("ssh_agent"):
         problems.append("no ssh-agent on the node (lent identities need one)")
+    if (info.get("trusts") or {}).get(env) != fingerprint(trust):
+        problems.append(f"it does not trust this controller's {env} key "
+                        f"(`autoops nodes trust --env {env}` says how)")
     return {**found, **{k: info.get(k) for k in ("autoops", "python", "ansible_runner",
                                                  "ansible_core")},
             "ok": not problems, "problem": "; ".join(problems) or None}

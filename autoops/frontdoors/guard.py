@@ -217,28 +217,18 @@ def actor_of(origin: Mapping[str, Any]) -> str | None:
 
 
 def _ticketed(app: Autoops, action: Action, launch: Launch) -> Admitted:
-    """A run autoops decided: its ticket must be this run's, and the run still running."""
+    """A run autoops decided: its ticket must be this run's, and the run still running.
+
+    On an execution node the ticket is the controller's signature for this run and content.
+    """
     extra = launch.extra_vars
     run_id, env = str(extra.get("autoops_run_id", "")), str(extra.get("autoops_env", ""))
-    if app.settings.node_ticket_key_file is not None:
-        return _on_node(app, action, launch, run_id, env)
     actor = app.runs.ticketed(str(extra["autoops_ticket"]), run_id=run_id, action=action.name,
                               env=env, check_mode=launch.check_mode,
                               params={k: v for k, v in extra.items() if k not in RUN_VARS},
-                              hosts=launch.hosts, playbook_pid=launch.pid)
+                              hosts=launch.hosts, playbook_pid=launch.pid,
+                              actor=str(extra.get("autoops_actor", "")))
     return Admitted(run_id, "autoops", env, actor, launch.hosts)
-
-
-def _on_node(app: Autoops, action: Action, launch: Launch, run_id: str,
-             env: str) -> Admitted:
-    """A run the controller decided and sent to this execution node (no state.db here)."""
-    extra = launch.extra_vars
-    app.runs.node_ticketed(str(extra["autoops_ticket"]), run_id=run_id, action=action.name,
-                           env=env, check_mode=launch.check_mode,
-                           params={k: v for k, v in extra.items() if k not in RUN_VARS},
-                           hosts=launch.hosts, playbook_pid=launch.pid)
-    # the actor as the controller recorded it (shown in the guard's message; not audited here)
-    return Admitted(run_id, "node", env, str(extra.get("autoops_actor", "")), launch.hosts)
 
 
 def _front_door(app: Autoops, action: Action, env: str, foreign: bool,

@@ -190,7 +190,7 @@ def _public_pem(key: Ed25519PublicKey) -> bytes:
                             serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def _private(private_pem: bytes) -> Ed25519PrivateKey:
+def private_key(private_pem: bytes) -> Ed25519PrivateKey:
     try:
         key = serialization.load_pem_private_key(private_pem, password=None)
     except (ValueError, TypeError) as exc:
@@ -201,7 +201,7 @@ def _private(private_pem: bytes) -> Ed25519PrivateKey:
 
 
 def public_of(private_pem: bytes) -> bytes:
-    return _public_pem(_private(private_pem).public_key())
+    return _public_pem(private_key(private_pem).public_key())
 
 
 def load_public(public_pem: bytes) -> Ed25519PublicKey:
@@ -237,7 +237,7 @@ def _unb64(text: str) -> bytes:
 
 
 def sign(grant: Grant, private_pem: bytes) -> str:
-    key = _private(private_pem)
+    key = private_key(private_pem)
     if key_id(_public_pem(key.public_key())) != grant.key_id:
         raise GrantKeyError("the signing key is not the one the grant names")
     payload = canonical_json(grant.to_dict())

@@ -8,30 +8,35 @@ cannot make one, and a copied ticket fails on any other run, on other parameters
 its run is no longer running (the guard also looks the run up in state.db) or in any process
 but that run's own ansible-playbook.
 
-A run on an execution node has no state.db to look in. Its ticket is made under a key of
-its own, derived from the master key and the run id (:func:`node_key`), which the node
-borrows for that run only and holds in a memfd of its run process; the ticket also binds
-the digest of the content the node received. The guard believes that key only from the
-process that started its ansible-playbook, and only if that is autoops' node runner
-(:func:`node_key_from`).
+A run on an execution node has no state.db to look in, and the node must not take a job
+just because someone could reach it over SSH. Its ticket (``aon1.``) is an Ed25519
+signature by the environment's node key, which only the controller holds, over the same
+fields, the digest of the content the node received and an expiry; the node holds only the
+public key (``node-trust/ENV.pub``, installed once), checks the signature, the content
+and the time, and takes each run id once (:func:`first_use`).
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import hmac
 import os
 import re
 import secrets
+import time
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
+
 from autoops.common.canonical import canonical_json
-from autoops.common.files import create_private
-from autoops.common.procs import parent_of
+from autoops.common.files import create_private, ensure_dir
 from autoops.errors import StateError
+from autoops.guard import grants
 
 KEY_FILE = "guard.key"
 _KEY_BYTES = 32
@@ -71,50 +76,93 @@ def read_key(state_dir: Path) -> bytes | None:
 
 
 def issue(key: bytes, *, run_id: str, action: str, env: str, check_mode: bool,
-          params: Mapping[str, Any], hosts: Sequence[str], content: str | None = None) -> str:
+          params: Mapping[str, Any], hosts: Sequence[str]) -> str:
     """The ticket of one run: binds everything the guard would otherwise decide on."""
-    fields = {"run_id": run_id, "action": action, "env": env, "check_mode": bool(check_mode),
-              "params": dict(params), "hosts": sorted(hosts)}
-    if content is not None:  # a node's ticket: the content it must have received
-        fields["content"] = content
-    return "aot1." + hmac.new(key, canonical_json(fields), hashlib.sha256).hexdigest()
+    body = canonical_json({"run_id": run_id, "action": action, "env": env,
+                           "check_mode": bool(check_mode), "params": dict(params),
+                           "hosts": sorted(hosts)})
+    return "aot1." + hmac.new(key, body, hashlib.sha256).hexdigest()
 
 
 def valid(key: bytes, ticket: str, *, run_id: str, action: str, env: str, check_mode: bool,
-          params: Mapping[str, Any], hosts: Sequence[str], content: str | None = None) -> bool:
+          params: Mapping[str, Any], hosts: Sequence[str]) -> bool:
     expected = issue(key, run_id=run_id, action=action, env=env, check_mode=check_mode,
-                     params=params, hosts=hosts, content=content)
+                     params=params, hosts=hosts)
     return hmac.compare_digest(expected.encode(), str(ticket).encode())
 
 
-def node_key(master: bytes, run_id: str) -> bytes:
-    """The key of one node run's ticket: opens that run's ticket and no other."""
-    return hmac.new(master, b"autoops-node-run\0" + run_id.encode(), hashlib.sha256).digest()
+NODE_PREFIX = "aon1."
+NODE_TICKET_TTL = timedelta(minutes=10)  # from the run's start to its guard, on the node
 
 
-_NODE_KEY_PATH = re.compile(r"^/proc/([0-9]+)/fd/([0-9]+)$")
-NODE_RUNNER = ("-m", "autoops.run.runner", "node")
+def _node_body(fields: Mapping[str, Any], expires: int) -> bytes:
+    return canonical_json({**fields, "expires": expires})
 
 
-def node_key_from(path: str, playbook_pid: int) -> bytes:
-    """The run key a node's run process lends its ansible-playbook; StateError otherwise.
+def sign_node(private_pem: bytes, *, run_id: str, action: str, env: str, check_mode: bool,
+              params: Mapping[str, Any], hosts: Sequence[str], content: str,
+              expires: datetime) -> str:
+    """A node run's ticket: the controller's signature, good until ``expires``."""
+    fields = {"run_id": run_id, "action": action, "env": env, "check_mode": bool(check_mode),
+              "params": dict(params), "hosts": sorted(hosts), "content": content}
+    until = int(expires.timestamp())
+    signature = grants.private_key(private_pem).sign(_node_body(fields, until))
+    return f"{NODE_PREFIX}{until}.{base64.urlsafe_b64encode(signature).decode().rstrip('=')}"
 
-    ``path`` must be a memfd of the playbook's parent, and that parent must be autoops'
-    node runner (``python3 -I -m autoops.run.runner node``): a front-end that sets the
-    variable itself cannot make its own key count.
-    """
-    match = _NODE_KEY_PATH.fullmatch(path)
-    parent = parent_of(playbook_pid)
-    if match is None or parent is None or int(match.group(1)) != parent:
-        raise StateError(f"{path!r} is not held by the process that started this playbook")
+
+def node_valid(public_pem: bytes, ticket: str, *, run_id: str, action: str, env: str,
+               check_mode: bool, params: Mapping[str, Any], hosts: Sequence[str], content: str,
+               now: datetime) -> bool:
+    """Whether ``ticket`` is the controller's signature over exactly this run, still in time."""
+    match = re.fullmatch(r"aon1\.([0-9]{1,12})\.([A-Za-z0-9_-]{86})", str(ticket))
+    if match is None or int(match.group(1)) < now.timestamp():
+        return False
+    fields = {"run_id": run_id, "action": action, "env": env, "check_mode": bool(check_mode),
+              "params": dict(params), "hosts": sorted(hosts), "content": content}
     try:
-        argv = Path(f"/proc/{parent}/cmdline").read_bytes().split(b"\0")
-        text = Path(path).read_text(encoding="ascii").strip()
-        key = bytes.fromhex(text)
-    except (OSError, ValueError):
-        raise StateError(f"cannot read the node run key at {path}") from None
-    words = [w.decode(errors="replace") for w in argv]
-    if not any(tuple(words[i:i + 3]) == NODE_RUNNER for i in range(len(words))) \
-            or len(key) != _KEY_BYTES:
-        raise StateError("the process that started this playbook is not autoops' node runner")
-    return key
+        grants.load_public(public_pem).verify(
+            base64.urlsafe_b64decode(match.group(2) + "=="),
+            _node_body(fields, int(match.group(1))))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def ensure_node_key(config_dir: Path, env: str) -> bytes:
+    """The environment's node-ticket signing key (private PEM, 0600), made on first use."""
+    path = config_dir / "node-keys" / f"{env}.key"
+    ensure_dir(path.parent)
+    with contextlib.suppress(FileExistsError):
+        create_private(path, grants.generate_keypair()[0])
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise StateError(f"cannot read the node key {path}: {exc.strerror}") from None
+
+
+def trusted_node_key(config_dir: Path, env: str) -> bytes | None:
+    """On a node: the public key it trusts for ``env``'s runs (``node-trust/ENV.pub``)."""
+    try:
+        return (config_dir / "node-trust" / f"{env}.pub").read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StateError(f"cannot read the trusted node key for {env}: {exc.strerror}") from None
+
+
+def first_use(seen_dir: Path, run_id: str) -> bool:
+    """Record that this node ran ``run_id``; False if it did before (a replayed job).
+
+    Markers older than a ticket's lifetime are dropped: their tickets have expired.
+    """
+    ensure_dir(seen_dir)
+    horizon = time.time() - 2 * NODE_TICKET_TTL.total_seconds()
+    for old in seen_dir.iterdir():
+        with contextlib.suppress(OSError):
+            if old.stat().st_mtime < horizon:
+                old.unlink()
+    try:
+        os.close(os.open(seen_dir / run_id, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        return False
+    return True

@@ -41,10 +41,10 @@ class Engine:
     def env(self) -> dict[str, str]:
         return _client_environ(self.host)
 
-    def docker(self, *args: str, check: bool = True,
-               timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    def docker(self, *args: str, check: bool = True, timeout: float = 600,
+               stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run([docker_cli(), *args], env=self.env(), capture_output=True,
-                              text=True, timeout=timeout, check=False)
+                              text=True, timeout=timeout, check=False, input=stdin)
         if check and proc.returncode != 0:
             raise LabError(f"docker {args[0]} failed: {proc.stderr.strip()[-500:]}")
         return proc

@@ -22,6 +22,7 @@ from autoops.lab.docker import Engine, LabError
 from autoops.lab.manager import LabHost, LabPaths, Progress
 
 GROUP = "node"
+NODE_HOME = "/home/autoops"
 MAX_NODES = 8
 _CONTAINERFILE = """FROM {base}
 COPY wheels/ /tmp/wheels/
@@ -57,10 +58,12 @@ def ensure_node_image(engine: Engine, base: str, project_dir: Path, progress: Pr
     return tag
 
 
-def add(paths: LabPaths, count: int, source_dir: Path, progress: Progress) -> list[dict[str, Any]]:
+def add(paths: LabPaths, count: int, source_dir: Path, trust: bytes,
+        progress: Progress) -> list[dict[str, Any]]:
     """Start ``count`` nodes beside the lab's hosts and declare them in nodes/lab.yml.
 
-    ``source_dir`` is the autoops source tree the nodes' image installs (this checkout).
+    ``source_dir`` is the autoops source tree the nodes' image installs (this checkout);
+    ``trust`` the controller's public node key for the lab, which each node installs.
     """
     record = manager.load_record(paths)
     if record is None:
@@ -82,6 +85,7 @@ def add(paths: LabPaths, count: int, source_dir: Path, progress: Progress) -> li
     pubkey = paths.key.with_suffix(".pub").read_text().strip()
     for node in added:
         manager.start_host(engine, tag, node, pubkey)
+        _install_trust(engine, node.container, trust)
     manager.wait_for_ssh(added, paths.known_hosts, progress, append=True)
     declared = [{"name": n.name, "host": "127.0.0.1", "port": n.port, "user": "autoops",
                  "identity_file": str(paths.key), "known_hosts": str(paths.known_hosts)}
@@ -95,6 +99,14 @@ def add(paths: LabPaths, count: int, source_dir: Path, progress: Progress) -> li
                           "lend_identities": [str(paths.key)]}, sort_keys=False))
     progress(f"lab: {count} execution node(s) up; runs of --env lab now execute there")
     return declared
+
+
+def _install_trust(engine: Engine, container: str, public_pem: bytes) -> None:
+    """The controller's lab key, as ``autoops nodes trust --env lab`` says to install it."""
+    trust_dir = f"{NODE_HOME}/.config/autoops/node-trust"
+    engine.docker("exec", "-i", "-u", "autoops", container, "sh", "-c",
+                  f"mkdir -p {trust_dir} && cat > {trust_dir}/lab.pub",
+                  stdin=public_pem.decode())
 
 
 def nodes_file(paths: LabPaths) -> Path:

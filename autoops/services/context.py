@@ -28,7 +28,7 @@ from autoops.core.nodes import EnvNodes
 from autoops.core.plan import Content, owned
 from autoops.core.policy import Policy
 from autoops.errors import BadInputError, EnvUnknownError, ServiceRefusedError
-from autoops.guard import tickets
+from autoops.guard import grants, tickets
 from autoops.guard.approvals import SecondPerson
 from autoops.guard.grantstore import GrantStore
 from autoops.guard.halts import Halts
@@ -83,6 +83,14 @@ class Context:
     def ticket_key(self) -> bytes:
         """The key of run tickets (see :mod:`autoops.guard.tickets`), created on first use."""
         return tickets.ensure_key(ensure_dir(self.settings.state_dir))
+
+    def node_key(self, env: str) -> bytes:
+        """``env``'s node-ticket signing key (Ed25519, private), created on first use."""
+        return tickets.ensure_node_key(self.settings.config_dir, env)
+
+    def node_trust(self, env: str) -> bytes:
+        """The public half of :meth:`node_key`: what ``env``'s nodes install to trust us."""
+        return grants.public_of(self.node_key(env))
 
     @cached_property
     def halts(self) -> Halts:

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from autoops.common.names import RUN_ID
 from autoops.common.procs import parent_of, process_start_time
 from autoops.core import policy
 from autoops.core.inventory import inventory_path
@@ -268,12 +269,19 @@ class Runs:
         return attempt
 
     def ticketed(self, ticket: str, *, run_id: str, action: str, env: str, check_mode: bool,
-                 params: Mapping[str, Any], hosts: Sequence[str], playbook_pid: int) -> str:
+                 params: Mapping[str, Any], hosts: Sequence[str], playbook_pid: int,
+                 actor: str = "") -> str:
         """The actor of the running run this ticket is for; GuardRefusedError for any other.
 
         The ticket must be that run's (HMAC over what it runs, and where), the run still
-        running, and ``playbook_pid`` the ansible-playbook its own worker started.
+        running, and ``playbook_pid`` the ansible-playbook its own worker started. On an
+        execution node (a signed ``aon1.`` ticket) see :meth:`_node_ticketed`; the actor is
+        then the one the controller passed.
         """
+        if ticket.startswith(tickets.NODE_PREFIX):
+            self._node_ticketed(ticket, run_id=run_id, action=action, env=env,
+                                check_mode=check_mode, params=params, hosts=hosts)
+            return actor
         row = self.ctx.db.runs.get(run_id) if run_id else None
         key = tickets.read_key(self.ctx.settings.state_dir)
         if key is None or row is None or row.status != RunState.RUNNING \
@@ -287,32 +295,35 @@ class Runs:
                 remedy="Start it with `autoops run`; a ticket is good for its own run only.")
         return row.actor
 
-    def node_ticketed(self, ticket: str, *, run_id: str, action: str, env: str,
-                      check_mode: bool, params: Mapping[str, Any], hosts: Sequence[str],
-                      playbook_pid: int) -> None:
-        """On an execution node: pass if the ticket opens here; else GuardRefusedError.
+    def _node_ticketed(self, ticket: str, *, run_id: str, action: str, env: str,
+                       check_mode: bool, params: Mapping[str, Any],
+                       hosts: Sequence[str]) -> None:
+        """On an execution node: pass a ticket the controller signed for this very run.
 
-        The ticket must open with the run's own key, lent by the node runner that started
-        this ansible-playbook (:func:`tickets.node_key_from`), and bind the digest of the
-        content as received. Nothing is recorded here: the node keeps no audit log; the
-        controller records the failed guard task from the event stream.
+        It must verify with the public key this node trusts for ``env``, bind the digest of
+        the content as received and not have expired; and the node takes each run id once.
+        Nothing is audited here: the controller records the guard task from the stream.
         """
         settings = self.ctx.settings
         refused = GuardRefusedError(
-            f"the run ticket does not open on this execution node for run {run_id or '?'} of "
-            f"{action} (another run's key, other parameters or hosts, or content that differs "
-            "from what the controller approved); nothing ran",
-            remedy="Runs reach a node only through `autoops run`; install the controller's "
-                   "autoops version on the node.", details={"run_id": run_id or "?"})
+            f"the node ticket of run {run_id or '?'} ({action} in {env}) does not hold here: "
+            "not signed by a controller this node trusts for that environment, for other "
+            "parameters, hosts or content, expired, or used before; nothing ran",
+            remedy=f"Runs reach a node through `autoops run`; install the controller's key "
+                   f"(`autoops nodes trust --env {env}`) and autoops' own version on the node.",
+            details={"run_id": run_id or "?"})
         try:
-            key = tickets.node_key_from(str(settings.node_ticket_key_file), playbook_pid)
+            public = tickets.trusted_node_key(settings.config_dir, env)
             digest = content_digest(settings.project_dir, inventory_path(
                 settings.inventories_dir, env, set(self.ctx.policy.environments)))
         except AutoopsError as exc:
             refused.message = f"{exc.message}; nothing ran"
             raise refused from exc
-        if not tickets.valid(key, ticket, run_id=run_id, action=action, env=env,
-                             check_mode=check_mode, params=params, hosts=hosts, content=digest):
+        if public is None or not tickets.node_valid(
+                public, ticket, run_id=run_id, action=action, env=env, check_mode=check_mode,
+                params=params, hosts=hosts, content=digest, now=self.ctx.clock()) \
+                or not re.fullmatch(RUN_ID, run_id) \
+                or not tickets.first_use(settings.node_seen_dir, run_id):
             raise refused
 
     def _clear(self, attempt: Attempt, authority: Authority, decision: Decision,
@@ -557,25 +568,26 @@ class Runs:
     def _spec(self, attempt: Attempt, loaded: EnvSecrets) -> runner.RunSpec:
         """What the worker runs: the playbook, inventory, extra vars and the child environment.
 
-        On an execution node, the ticket is made under the run's own node key and binds the
-        content digest; the node borrows that key, the age key and the lent identities.
+        On an execution node, the ticket is the controller's signature (binding the content
+        digest too); the node borrows the age key and the lent identities for the run.
         """
         the_plan, settings = attempt.plan, self.ctx.settings
         node = self.ctx.nodes(the_plan.env).choose(attempt.run_id, attempt.request.node)
-        key = self.ctx.ticket_key if node is None else tickets.node_key(self.ctx.ticket_key,
-                                                                        attempt.run_id)
-        ticket = tickets.issue(key, run_id=attempt.run_id, action=the_plan.action_name,
-                               env=the_plan.env, check_mode=the_plan.check_mode,
-                               params=the_plan.resolved.params, hosts=the_plan.hosts,
-                               content=None if node is None else the_plan.content_digest)
+        bound: dict[str, Any] = {
+            "run_id": attempt.run_id, "action": the_plan.action_name, "env": the_plan.env,
+            "check_mode": the_plan.check_mode, "params": the_plan.resolved.params,
+            "hosts": the_plan.hosts}
+        ticket = tickets.issue(self.ctx.ticket_key, **bound) if node is None else \
+            tickets.sign_node(self.ctx.node_key(the_plan.env), **bound,
+                              content=the_plan.content_digest,
+                              expires=self.ctx.clock() + tickets.NODE_TICKET_TTL)
         sops_env, inline_key = self.ctx.secret_store.run_key(loaded)
         job = None
         if node is not None:
             job = NodeJob(node.name, tuple(node.ssh_argv("node")),
                           tuple(node.ssh_argv("node-cancel", attempt.run_id)), CONTENT_ROOTS,
                           Loan(age_key=self.ctx.secret_store.lent_key(loaded),
-                               identities=self._lent_identities(the_plan.env),
-                               ticket_key=key.hex()))
+                               identities=self._lent_identities(the_plan.env)))
             inline_key = None  # the node borrows it; nothing here opens the files
         return runner.RunSpec(
             run_id=attempt.run_id, project_dir=settings.project_dir,

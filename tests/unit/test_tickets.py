@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from autoops.errors import StateError
-from autoops.guard import tickets
+from autoops.guard import grants, tickets
 
 RUN: dict[str, Any] = {"run_id": "20261204T101500Z-3fa9c1d2", "action": "deploy",
                        "env": "staging", "check_mode": False,
@@ -58,3 +59,68 @@ def test_a_ticket_fits_no_other_run(field: str, value: Any) -> None:
 @given(st.text(max_size=80))
 def test_no_made_up_text_is_a_valid_ticket(text: str) -> None:
     assert not tickets.valid(b"k" * 32, text, **RUN)
+
+
+# -- execution nodes ---------------------------------------------------------------------
+
+DIGEST = "sha256:" + "c" * 64
+NOW = datetime(2026, 12, 7, 10, 15, tzinfo=UTC)
+
+
+def _signed(private: bytes, **changes: Any) -> str:
+    return tickets.sign_node(private, **{**RUN, "content": DIGEST,
+                                         "expires": NOW + tickets.NODE_TICKET_TTL, **changes})
+
+
+def test_a_node_ticket_is_the_controllers_signature_over_the_run_and_its_content() -> None:
+    private, public = grants.generate_keypair()
+    ticket = _signed(private)
+    assert ticket.startswith(tickets.NODE_PREFIX)
+    assert tickets.node_valid(public, ticket, **RUN, content=DIGEST, now=NOW)
+    assert not tickets.node_valid(grants.generate_keypair()[1], ticket, **RUN, content=DIGEST,
+                                  now=NOW), "another controller's signature"
+    assert not tickets.node_valid(public, ticket, **RUN, content="sha256:" + "d" * 64, now=NOW)
+    assert not tickets.node_valid(public, ticket, **RUN, content=DIGEST,
+                                  now=NOW + tickets.NODE_TICKET_TTL + timedelta(seconds=1))
+    later = ticket.replace(tickets.NODE_PREFIX + str(int((NOW + tickets.NODE_TICKET_TTL)
+                                                         .timestamp())),
+                           tickets.NODE_PREFIX + str(int(NOW.timestamp()) + 86400))
+    assert not tickets.node_valid(public, later, **RUN, content=DIGEST, now=NOW), \
+        "the expiry is signed too"
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("run_id", "20261204T101500Z-00000000"), ("action", "deploy-rollback"),
+    ("env", "production"), ("check_mode", True),
+    ("params", {"app": "demo", "revision": "b" * 40}), ("hosts", ["web1"]),
+])
+def test_a_node_ticket_fits_no_other_run(field: str, value: Any) -> None:
+    private, public = grants.generate_keypair()
+    assert not tickets.node_valid(public, _signed(private), **{**RUN, field: value},
+                                  content=DIGEST, now=NOW)
+
+
+@given(st.text(max_size=120))
+def test_no_made_up_text_is_a_valid_node_ticket(text: str) -> None:
+    assert not tickets.node_valid(PUBLIC, text, **RUN, content=DIGEST, now=NOW)
+
+
+def test_a_node_takes_each_run_once(tmp_path: Path) -> None:
+    seen = tmp_path / "seen"
+    assert tickets.first_use(seen, RUN["run_id"])
+    assert not tickets.first_use(seen, RUN["run_id"]), "a replayed job"
+    assert tickets.first_use(seen, "20261204T101500Z-00000000")
+
+
+def test_the_node_key_is_private_per_environment_and_made_once(tmp_path: Path) -> None:
+    staging = tickets.ensure_node_key(tmp_path, "staging")
+    assert (tmp_path / "node-keys" / "staging.key").stat().st_mode & 0o777 == 0o600
+    assert tickets.ensure_node_key(tmp_path, "staging") == staging
+    assert tickets.ensure_node_key(tmp_path, "production") != staging
+    assert tickets.trusted_node_key(tmp_path, "staging") is None
+    (tmp_path / "node-trust").mkdir()
+    (tmp_path / "node-trust" / "staging.pub").write_bytes(grants.public_of(staging))
+    assert tickets.trusted_node_key(tmp_path, "staging") == grants.public_of(staging)
+
+
+PUBLIC = grants.generate_keypair()[1]
