@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -50,12 +51,25 @@ def ensure_node_image(engine: Engine, base: str, project_dir: Path, progress: Pr
     with tempfile.TemporaryDirectory(prefix="autoops-node-image-") as tmp:
         context = Path(tmp)
         progress("lab: building the wheels a node installs (autoops and all it needs) …")
-        ee.wheels(project_dir, context / "wheels", extra=("pip",))
+        # the versions this controller runs (ansible-core above all), not the newest
+        pins = context / "constraints.txt"
+        pins.write_text(controller_pins())
+        ee.wheels(project_dir, context / "wheels", extra=("pip", "-c", str(pins)))
         (context / "Containerfile").write_text(_CONTAINERFILE.format(base=base))
         progress(f"lab: docker build -t {tag} (no network) …")
         engine.docker("build", "--network", "none", "-t", tag, "-f",
                       str(context / "Containerfile"), str(context), timeout=1800)
     return tag
+
+
+def controller_pins() -> str:
+    """``name==version`` for every distribution this interpreter has (pip constraints)."""
+    lines = set()
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"]
+        if name and name.lower() not in {"autoops", "pip", "setuptools", "wheel"}:
+            lines.add(f"{name}=={dist.version}")
+    return "\n".join(sorted(lines)) + "\n"
 
 
 def add(paths: LabPaths, count: int, source_dir: Path, trust: bytes,

@@ -4,6 +4,7 @@ over SSH), with the node holding nothing and keeping nothing of a run."""
 from __future__ import annotations
 
 import secrets
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -19,7 +20,7 @@ from autoops.exits import ExitStatus
 from autoops.guard import grants
 from autoops.lab import nodes as lab_nodes
 from autoops.run import runner
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, VENV_BIN, cli_env, run_cli
 from tests.fleet.conftest import Lab, lab_secrets
 from tests.integration.conftest import records, wait_for
 
@@ -138,6 +139,28 @@ def test_a_halt_during_a_node_run_leaves_no_process_on_the_node(app: Autoops, la
     assert types[-2:] == ["run.interrupted", "run.finished"]
     wait_for(lambda: run_processes(lab) == [], 30, "the node to be empty")
     assert on_node(lab, "ls", "/home/autoops/.local/state/autoops-node").strip() == ""
+
+
+def test_autoops_killed_outright_leaves_nothing_running_on_the_node(app: Autoops,
+                                                                   lab: Lab) -> None:
+    """kill -9 of autoops: its run worker gets the parent-death signal and ends the session."""
+    proc = subprocess.Popen([str(VENV_BIN / "autoops"), "run", "test-sleep", "--env", "lab",
+                             "-p", "seconds=300", "--limit", "web1"], env=cli_env(lab.settings),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: any("ansible-playbook" in p for p in run_processes(lab)), 120,
+                 "the playbook on the node")
+    finally:
+        proc.kill()
+        proc.wait()
+    wait_for(lambda: run_processes(lab) == [], 60, "the node to be empty")
+    assert on_node(lab, "ls", "/home/autoops/.local/state/autoops-node").strip() == ""
+    # the next command finds the run killed and records its end
+    app.recovery.recover()
+    run_id = max(r["run_id"] for r in records(lab.settings) if r["action"] == "test-sleep"
+                 and r["type"] == "run.started")
+    assert records(lab.settings, run_id)[-1]["type"] in {"run.interrupted", "run.finished"}
 
 
 def test_a_node_refuses_a_run_signed_by_a_key_it_does_not_trust(
