@@ -35,7 +35,7 @@ NODE_NAME = r"^[a-z][a-z0-9-]{0,31}$"
 _HOST = r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$"
 _ABSOLUTE = r"^/[A-Za-z0-9._/+-]{0,254}$"
 _KEY_PATH = r"^(~/|/)[A-Za-z0-9._/+-]{1,254}$"
-REMOTE_MODULE = "autoops.run.runner"
+REMOTE_MODULE = "autoops.node"
 
 _SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -76,9 +76,9 @@ class Node:
     known_hosts: Path | None = None  # the node's host key; None: the account's own file
 
     def ssh_argv(self, *remote: str) -> list[str]:
-        """``ssh … NODE PYTHON -m autoops.run.runner REMOTE…``: batch mode, host key checked.
+        """``ssh … NODE PYTHON -I -m autoops.node REMOTE…``: batch mode, host key checked.
 
-        ``remote`` are fixed words (``node``, ``node-cancel RUN_ID``) checked by the caller;
+        ``remote`` are fixed words (``serve``, ``cancel RUN_ID``, ``info``) checked by the caller;
         the host was checked against :data:`_HOST`, and ``--`` ends ssh's options anyway.
         """
         argv = ["ssh", "-T", "-x", "-a", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
@@ -147,6 +147,12 @@ def load(project_dir: Path, env: str, home: Path | None = None) -> EnvNodes:
                   for n in document["nodes"])
     lent = tuple(p for p in (_expand(t, home) for t in document.get("lend_identities", ()))
                  if p is not None)
+    project = project_dir.resolve()
+    for key in [*lent, *(p for n in nodes for p in (n.identity_file, n.known_hosts) if p)]:
+        if project == key.resolve() or project in key.resolve().parents:
+            raise NodesInvalidError(
+                f"{path}: {key} is inside the project; keys and the nodes' host keys are the "
+                "controller's own, never content anyone who edits the project can change")
     return EnvNodes(env, nodes, lent, path)
 
 
@@ -173,7 +179,7 @@ def probe(node: Node, environ: Mapping[str, str], env: str, trust: bytes,
 
     found: dict[str, Any] = {**node.to_dict(), "ok": False}
     try:
-        done = subprocess.run(node.ssh_argv("node-info"), env=dict(environ), capture_output=True,
+        done = subprocess.run(node.ssh_argv("info"), env=dict(environ), capture_output=True,
                               text=True, stdin=subprocess.DEVNULL, timeout=timeout, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return {**found, "problem": f"ssh: {exc}"}

@@ -156,8 +156,27 @@ def content_digest(project_dir: Path, inventory_dir: Path,
                    owners: frozenset[int] | None = None) -> str:
     """sha256 over autoops' version and the relative paths and bytes of what a run reads."""
     project = project_dir.resolve()
-    return _digest(project, [project / name for name in CONTENT_ROOTS] + [inventory_dir],
-                   owners)
+    return _digest(project, _content_roots(project, inventory_dir), owners)
+
+
+def content_files(project_dir: Path, inventory_dir: Path,
+                  owners: frozenset[int] | None = None) -> list[tuple[str, Path]]:
+    """(name in the project, real file) of everything :func:`content_digest` covers.
+
+    What an execution node receives: exactly these bytes under these names, so the
+    digest it computes of what it got is the plan's.
+    """
+    project = project_dir.resolve()
+    return sorted(_files(project, _content_roots(project, inventory_dir), owners))
+
+
+def _content_roots(project: Path, inventory_dir: Path) -> list[Path]:
+    """What a run reads: the shared content, its inventory, and where it executes.
+
+    ``nodes/ENV.yml`` counts: a node changed after approval is a changed plan.
+    """
+    return [*(project / name for name in CONTENT_ROOTS), inventory_dir,
+            project / "nodes" / f"{inventory_dir.name}.yml"]
 
 
 def _digest(project: Path, roots: list[Path], owners: frozenset[int] | None) -> str:

@@ -33,7 +33,7 @@ from autoops.services.context import new_run_id
 
 # What autoops itself passes to a run it decided (valid only with its ticket).
 RUN_VARS = frozenset({"autoops_run_id", "autoops_actor", "autoops_env", "autoops_action",
-                      "autoops_check_mode", "autoops_ticket"})
+                      "autoops_check_mode", "autoops_ticket", "autoops_hosts"})
 # What a front-end presents in place of a person now.
 PRESENTED = frozenset({"autoops_grant", "autoops_approval"})
 # The identity variables AWX (and Tower before it) sets, and Semaphore's one variable.

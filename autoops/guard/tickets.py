@@ -27,7 +27,7 @@ import re
 import secrets
 import time
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -150,19 +150,32 @@ def trusted_node_key(config_dir: Path, env: str) -> bytes | None:
         raise StateError(f"cannot read the trusted node key for {env}: {exc.strerror}") from None
 
 
-def first_use(seen_dir: Path, run_id: str) -> bool:
-    """Record that this node ran ``run_id``; False if it did before (a replayed job).
+def expiry_of(ticket: str) -> datetime:
+    """When a node ticket (already checked) stops being good."""
+    match = re.fullmatch(r"aon1\.([0-9]{1,12})\..*", ticket)
+    if match is None:
+        raise ValueError("not a node ticket")
+    return datetime.fromtimestamp(int(match.group(1)), UTC)
 
-    Markers older than a ticket's lifetime are dropped: their tickets have expired.
+
+def first_use(seen_dir: Path, run_id: str, expires: datetime) -> bool:
+    """Record that this node took ``run_id``; False if it did before (a replayed job).
+
+    Each marker is kept until its ticket expires (its mtime), by this node's clock, the
+    one that decided the ticket was still good; then it can go, as the ticket can no
+    longer be used.
     """
     ensure_dir(seen_dir)
-    horizon = time.time() - 2 * NODE_TICKET_TTL.total_seconds()
+    now = time.time()
     for old in seen_dir.iterdir():
         with contextlib.suppress(OSError):
-            if old.stat().st_mtime < horizon:
+            if old.stat().st_mtime < now - 60:
                 old.unlink()
+    marker = seen_dir / run_id
     try:
-        os.close(os.open(seen_dir / run_id, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except FileExistsError:
         return False
+    until = max(expires.timestamp(), now) + 60
+    os.utime(marker, (until, until))
     return True

@@ -23,6 +23,7 @@ from autoops.lab.docker import Engine, LabError
 from autoops.lab.manager import LabHost, LabPaths, Progress
 
 GROUP = "node"
+FORCED_COMMAND = "/usr/bin/python3 -I -m autoops.node ssh-command"
 NODE_HOME = "/home/autoops"
 MAX_NODES = 8
 _CONTAINERFILE = """FROM {base}
@@ -99,8 +100,9 @@ def add(paths: LabPaths, count: int, source_dir: Path, trust: bytes,
     pubkey = paths.key.with_suffix(".pub").read_text().strip()
     for node in added:
         manager.start_host(engine, tag, node, pubkey)
-        _install_trust(engine, node.container, trust)
     manager.wait_for_ssh(added, paths.known_hosts, progress, append=True)
+    for node in added:  # after its init wrote authorized_keys: the forced command replaces it
+        _provision(engine, node.container, trust, pubkey)
     declared = [{"name": n.name, "host": "127.0.0.1", "port": n.port, "user": "autoops",
                  "identity_file": str(paths.key), "known_hosts": str(paths.known_hosts)}
                 for n in added]
@@ -115,12 +117,19 @@ def add(paths: LabPaths, count: int, source_dir: Path, trust: bytes,
     return declared
 
 
-def _install_trust(engine: Engine, container: str, public_pem: bytes) -> None:
-    """The controller's lab key, as ``autoops nodes trust --env lab`` says to install it."""
+def _provision(engine: Engine, container: str, public_pem: bytes, pubkey: str) -> None:
+    """What the README says a node needs besides autoops.
+
+    The controller's lab key (``autoops nodes trust --env lab``), and the controller's SSH
+    key limited to autoops' node verbs (the forced command).
+    """
     trust_dir = f"{NODE_HOME}/.config/autoops/node-trust"
     engine.docker("exec", "-i", "-u", "autoops", container, "sh", "-c",
                   f"mkdir -p {trust_dir} && cat > {trust_dir}/lab.pub",
                   stdin=public_pem.decode())
+    engine.docker("exec", "-i", "-u", "autoops", container, "sh", "-c",
+                  f"cat > {NODE_HOME}/.ssh/authorized_keys",
+                  stdin=f'command="{FORCED_COMMAND}",restrict {pubkey}\n')
 
 
 def nodes_file(paths: LabPaths) -> Path:

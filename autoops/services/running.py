@@ -10,17 +10,19 @@ from __future__ import annotations
 import os
 import re
 import socket
+import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from autoops.common.names import RUN_ID
 from autoops.common.procs import parent_of, process_start_time
 from autoops.core import policy
 from autoops.core.inventory import inventory_path
-from autoops.core.plan import CONTENT_ROOTS, Plan, content_digest
+from autoops.core.plan import Plan, content_digest, content_files
 from autoops.core.plan import build as build_plan
 from autoops.core.policy import Decision, HaltFacts, Outcome
 from autoops.errors import (
@@ -35,7 +37,7 @@ from autoops.exits import ExitStatus
 from autoops.guard import approvals, confirmation, grants, tickets
 from autoops.guard.locks import needs_lock
 from autoops.run import runner
-from autoops.run.remote import Loan, NodeJob
+from autoops.run.remote import Loan, NodeJob, node_base
 from autoops.run.runner import HostResult, RunOutcome
 from autoops.secrets.store import EnvSecrets
 from autoops.services.context import Context, new_run_id
@@ -280,7 +282,8 @@ class Runs:
         """
         if ticket.startswith(tickets.NODE_PREFIX):
             self._node_ticketed(ticket, run_id=run_id, action=action, env=env,
-                                check_mode=check_mode, params=params, hosts=hosts)
+                                check_mode=check_mode, params=params, hosts=hosts,
+                                playbook_pid=playbook_pid)
             return actor
         row = self.ctx.db.runs.get(run_id) if run_id else None
         key = tickets.read_key(self.ctx.settings.state_dir)
@@ -296,15 +299,26 @@ class Runs:
         return row.actor
 
     def _node_ticketed(self, ticket: str, *, run_id: str, action: str, env: str,
-                       check_mode: bool, params: Mapping[str, Any],
-                       hosts: Sequence[str]) -> None:
+                       check_mode: bool, params: Mapping[str, Any], hosts: Sequence[str],
+                       playbook_pid: int) -> None:
         """On an execution node: pass a ticket the controller signed for this very run.
 
-        It must verify with the public key this node trusts for ``env``, bind the digest of
-        the content as received and not have expired; and the node takes each run id once.
-        Nothing is audited here: the controller records the guard task from the stream.
+        The playbook must have been started by the node's own runner (``autoops.node``,
+        which checked the job and took its run id once) in a run directory of its own,
+        and the ticket verify with the public key this node trusts for ``env``, bind the
+        digest of the content as received and not have expired. Nothing is audited here:
+        the controller records the guard task from the stream.
         """
         settings = self.ctx.settings
+        parent = parent_of(playbook_pid)
+        base = node_base(settings.home or Path.home()).resolve()
+        if parent is None or not _is_node_runner(parent) \
+                or base not in settings.project_dir.resolve().parents:
+            raise GuardRefusedError(
+                f"a node ticket (run {run_id or '?'}) is good only in a run autoops' node "
+                "runner started from a job it checked; nothing ran",
+                remedy="Runs reach a node through `autoops run`.",
+                details={"run_id": run_id or "?"})
         refused = GuardRefusedError(
             f"the node ticket of run {run_id or '?'} ({action} in {env}) does not hold here: "
             "not signed by a controller this node trusts for that environment, for other "
@@ -322,8 +336,7 @@ class Runs:
         if public is None or not tickets.node_valid(
                 public, ticket, run_id=run_id, action=action, env=env, check_mode=check_mode,
                 params=params, hosts=hosts, content=digest, now=self.ctx.clock()) \
-                or not re.fullmatch(RUN_ID, run_id) \
-                or not tickets.first_use(settings.node_seen_dir, run_id):
+                or not re.fullmatch(RUN_ID, run_id):
             raise refused
 
     def _clear(self, attempt: Attempt, authority: Authority, decision: Decision,
@@ -541,7 +554,8 @@ class Runs:
             "hosts": list(the_plan.hosts), "check_mode": the_plan.check_mode,
             "locked": needs_lock(the_plan.resolved.action.risk, the_plan.check_mode),
             "content_digest": the_plan.content_digest, "authorised_by": authorised,
-            "sops": loaded.to_dict(), "node": spec.node.name if spec.node else None})
+            "sops": loaded.to_dict(), "node": spec.node.name if spec.node else None}
+            | ({"executed_on": dict(spec.node.facts)} if spec.node else {}))
         halt_now = ctx.halts.watcher(the_plan.env, attempt.actor)
         try:
             outcome = runner.execute(spec, handle, lambda: cancel() or halt_now() is not None,
@@ -583,12 +597,19 @@ class Runs:
                               expires=self.ctx.clock() + tickets.NODE_TICKET_TTL)
         sops_env, inline_key = self.ctx.secret_store.run_key(loaded)
         job = None
+        extra: dict[str, Any] = {}
         if node is not None:
-            job = NodeJob(node.name, tuple(node.ssh_argv("node")),
-                          tuple(node.ssh_argv("node-cancel", attempt.run_id)), CONTENT_ROOTS,
+            identities, prints = self._lent_identities(the_plan.env)
+            files = content_files(settings.project_dir, the_plan.inventory,
+                                  self.ctx.content.owners)
+            job = NodeJob(node.name, tuple(node.ssh_argv("serve")),
+                          tuple(node.ssh_argv("cancel", attempt.run_id)),
+                          tuple((name, str(real)) for name, real in files),
                           Loan(age_key=self.ctx.secret_store.lent_key(loaded),
-                               identities=self._lent_identities(the_plan.env)))
+                               identities=identities),
+                          facts={**node.to_dict(), "lent_identities": prints})
             inline_key = None  # the node borrows it; nothing here opens the files
+            extra["autoops_hosts"] = list(the_plan.hosts)  # the node checks the ticket first
         return runner.RunSpec(
             run_id=attempt.run_id, project_dir=settings.project_dir,
             playbook=settings.project_dir / the_plan.resolved.action.playbook,
@@ -599,21 +620,34 @@ class Runs:
                 "autoops_env": the_plan.env, "autoops_action": the_plan.action_name,
                 "autoops_check_mode": the_plan.check_mode,
                 "autoops_ticket": ticket,  # the guard play passes on it, for this run only
+                **extra,
             },
             check_mode=the_plan.check_mode, runs_dir=settings.runs_dir, python=settings.python,
             environ=settings.child_environ({**sops_env, **settings.locator_environ()}),
             age_key=inline_key, node=job)
 
-    def _lent_identities(self, env: str) -> tuple[str, ...]:
-        """The SSH keys nodes/ENV.yml lends its nodes, read now (a missing one stops the run)."""
-        texts = []
+    def _lent_identities(self, env: str) -> tuple[tuple[str, ...], list[str]]:
+        """The SSH keys nodes/ENV.yml lends its nodes, read now, and their fingerprints.
+
+        Only SSH private keys, and none of autoops' own key stores (age keys, grant and
+        node signing keys): a node borrows a way into its hosts, nothing else.
+        """
+        texts, prints = [], []
+        stores = self.ctx.settings.config_dir.resolve()
         for path in self.ctx.nodes(env).lend_identities:
+            where = f"nodes/{env}.yml lends {path}"
+            if stores in path.resolve().parents:
+                raise NodesInvalidError(f"{where}, one of autoops' own keys; nothing was sent")
             try:
-                texts.append(path.read_text(encoding="utf-8"))
+                text = path.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
-                raise NodesInvalidError(f"nodes/{env}.yml lends {path}, which cannot be read: "
-                                        f"{exc}") from None
-        return tuple(texts)
+                raise NodesInvalidError(f"{where}, which cannot be read: {exc}") from None
+            if not _SSH_PRIVATE_KEY.match(text):
+                raise NodesInvalidError(f"{where}, which is not an SSH private key; nothing "
+                                        "was sent")
+            texts.append(text)
+            prints.append(_fingerprint(path))
+        return tuple(texts), prints
 
     def _finish(self, attempt: Attempt, outcome: RunOutcome, halt: HaltFacts | None,
                 results: list[dict[str, Any]]) -> tuple[ExitStatus, AutoopsError | None]:
@@ -632,6 +666,29 @@ class Runs:
         self.ctx.db.runs.set_state(attempt.run_id, RunState.FINISHED)
         attempt.ended(status)  # autoops metrics: count it (run_stats) and rewrite the file
         return status, error
+
+
+_SSH_PRIVATE_KEY = re.compile(r"\A-----BEGIN (OPENSSH|RSA|EC|DSA)? ?PRIVATE KEY-----\n")
+
+
+def _fingerprint(path: Path) -> str:
+    """``SHA256:…`` of an SSH key (what ``ssh-add -l`` on the node would show)."""
+    try:
+        done = subprocess.run(["ssh-keygen", "-l", "-f", str(path)], capture_output=True,
+                              text=True, timeout=10, check=False, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    words = done.stdout.split()
+    return words[1] if done.returncode == 0 and len(words) > 1 else "unknown"
+
+
+def _is_node_runner(pid: int) -> bool:
+    """Whether ``pid`` runs ``python3 -I -m autoops.node …`` (an execution node's runner)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(argv[i:i + 2] == [b"-m", b"autoops.node"] for i in range(len(argv)))
 
 
 def lock_targets(the_plan: Plan) -> tuple[list[str], list[str]]:

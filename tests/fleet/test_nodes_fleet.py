@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from autoops.engine import Autoops, RunRequest, RunResult
+from autoops.errors import NodeFailedError
 from autoops.exits import ExitStatus
 from autoops.guard import grants
 from autoops.lab import nodes as lab_nodes
@@ -69,6 +70,19 @@ def test_nodes_check_finds_the_node_ready(app: Autoops, lab: Lab) -> None:
     done = run_cli(lab.settings, "nodes", "check", "--env", "lab", "--json")
     assert done.status == ExitStatus.OK, done.out + done.err
     assert '"ok": true' in done.out
+
+
+def test_the_controllers_key_runs_the_node_verbs_and_nothing_else(lab: Lab, node: Path) -> None:
+    declared = yaml.safe_load(node.read_text())["nodes"][0]
+    ssh = ["ssh", "-T", "-o", "BatchMode=yes", "-o", f"UserKnownHostsFile={declared['known_hosts']}",
+           "-i", declared["identity_file"], "-p", str(declared["port"]), "autoops@127.0.0.1"]
+    shell = subprocess.run([*ssh, "id"], capture_output=True, text=True, timeout=60, check=False)
+    assert shell.returncode == 2
+    assert "may only run autoops.node" in shell.stderr
+    asked = subprocess.run([*ssh, "/usr/bin/python3 -I -m autoops.node info"],
+                           capture_output=True, text=True, timeout=60, check=False)
+    assert asked.returncode == 0, asked.stderr
+    assert '"forced_command": true' in asked.stdout
 
 
 def test_a_run_through_the_node_gives_the_records_of_a_local_run(
@@ -167,13 +181,12 @@ def test_a_node_refuses_a_run_signed_by_a_key_it_does_not_trust(
         app: Autoops, lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
     stranger = grants.generate_keypair()[0]
     monkeypatch.setattr(app.context, "node_key", lambda _env: stranger)
-    result = app.run(RunRequest("health", "lab"))
-    assert result.status is ExitStatus.PLAYBOOK_FAILED
-    guard = [r for r in result.results if r["task"] == "Pre-flight guard"]
-    assert guard
-    assert guard[0]["status"] == "failed"
-    assert "AUTOOPS-GUARD-REFUSED" in str(guard[0]["msg"])
-    assert not [r for r in result.results if r["task"] != "Pre-flight guard"], "nothing ran"
+    before = {r["run_id"] for r in records(lab.settings)}
+    with pytest.raises(NodeFailedError, match="refused the job: its ticket is not"):
+        app.run(RunRequest("health", "lab"))
+    run_id = next(r["run_id"] for r in records(lab.settings) if r["run_id"] not in before)
+    assert "task.result" not in [r["type"] for r in records(lab.settings, run_id)]
+    assert run_processes(lab) == []
 
 
 def test_a_replayed_node_job_is_refused(app: Autoops, lab: Lab,
@@ -189,10 +202,9 @@ def test_a_replayed_node_job_is_refused(app: Autoops, lab: Lab,
     first = app.run(RunRequest("health", "lab", limit="web1"))
     assert first.status is ExitStatus.OK, first.results
     seen: list[runner.HostResult] = []
-    again = real(sent[0], seen.append)  # the very same job, ticket and all, sent once more
-    assert again.status == "failed"
-    assert [r.task for r in seen] == ["Pre-flight guard"]
-    assert "used before" in str(seen[0].msg)
+    with pytest.raises(NodeFailedError, match="ran here before"):
+        real(sent[0], seen.append)  # the very same job, ticket and all, sent once more
+    assert seen == []
 
 
 def test_a_node_without_ssh_fails_the_run_clearly(app: Autoops, lab: Lab, node: Path) -> None:
@@ -201,12 +213,11 @@ def test_a_node_without_ssh_fails_the_run_clearly(app: Autoops, lab: Lab, node: 
     declared["nodes"][0]["port"] = 9  # discard: nothing listens there
     node.write_text(yaml.safe_dump(declared))
     try:
-        with pytest.raises(Exception) as caught:  # noqa: PT011 - the code is what counts
+        with pytest.raises(NodeFailedError) as caught:
             app.run(RunRequest("health", "lab"))
     finally:
         node.write_text(original)
-    assert getattr(caught.value, "code", None) == "AUTOOPS-NODE-FAILED"
-    assert getattr(caught.value, "status", None) is ExitStatus.UNREACHABLE
+    assert caught.value.status is ExitStatus.UNREACHABLE
 
 
 def test_an_unknown_node_is_refused_before_anything_runs(app: Autoops, lab: Lab) -> None:

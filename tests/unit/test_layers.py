@@ -42,6 +42,7 @@ MAY_IMPORT: dict[str, set[str]] = {
                             "services"},
     "cli": FOUNDATION | {"cli", "engine", "services", "settings", "core", "lab", "setup", "watch",
                          "frontdoors"},
+    "node": FOUNDATION | {"core", "guard", "run", "settings"},  # an execution node's end
     "__main__": {"cli"},
 }
 """Layer → the autoops layers it may import (``autoops.X`` names its first component)."""

@@ -69,6 +69,16 @@ def test_a_bad_declaration_is_refused_with_its_file(tmp_path: Path, body: str,
     assert caught.value.code == "AUTOOPS-NODES-INVALID"
 
 
+@pytest.mark.parametrize("field", ["identity_file", "known_hosts", "lend"])
+def test_keys_and_host_keys_inside_the_project_are_refused(tmp_path: Path, field: str) -> None:
+    inside = str(tmp_path / "inventories" / "k")
+    node = "{name: a, host: h" + (f", {field}: {inside}" if field != "lend" else "") + "}"
+    lend = f"\nlend_identities: [{inside}]" if field == "lend" else ""
+    _write(tmp_path, f"---\nversion: 1\nnodes: [{node}]{lend}\n")
+    with pytest.raises(NodesInvalidError, match="inside the project"):
+        nodes.load(tmp_path, "staging")
+
+
 def _declared(count: int) -> nodes.EnvNodes:
     return nodes.EnvNodes("staging", tuple(nodes.Node(f"n{i}", f"n{i}.example.com")
                                            for i in range(count)))
@@ -89,7 +99,7 @@ def test_runs_spread_over_the_nodes_by_run_id_and_a_named_node_wins() -> None:
 def test_the_ssh_command_checks_the_host_key_and_runs_a_constant_remote_command() -> None:
     node = nodes.Node("exec1", "exec1.example.com", port=2222, user="autoops",
                       identity_file=Path("/k/id"), known_hosts=Path("/k/known"))
-    argv = node.ssh_argv("node-cancel", "20261207T101500Z-3fa9c1d2")
+    argv = node.ssh_argv("cancel", "20261207T101500Z-3fa9c1d2")
     assert argv[0] == "ssh"
     assert "BatchMode=yes" in argv
     assert "StrictHostKeyChecking=yes" in argv
@@ -99,7 +109,7 @@ def test_the_ssh_command_checks_the_host_key_and_runs_a_constant_remote_command(
     assert "-a" in argv, "no agent forwarding to a node"
     cut = argv.index("--")
     assert argv[cut + 1:] == ["exec1.example.com", "/usr/bin/python3", "-I", "-m",
-                              "autoops.run.runner", "node-cancel", "20261207T101500Z-3fa9c1d2"]
+                              "autoops.node", "cancel", "20261207T101500Z-3fa9c1d2"]
 
 
 @given(st.text(max_size=40))

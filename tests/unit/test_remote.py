@@ -80,7 +80,7 @@ def _stopped_within(deadman_input: int, silence: float) -> str:
         said.append(why)
         done.set()
 
-    remote.Deadman(deadman_input, stop, silence=silence).start()
+    remote.Deadman(deadman_input, stop, lambda: None, silence=silence).start()
     assert done.wait(30), "the deadman never fired"
     return said[0]
 
@@ -100,10 +100,19 @@ def test_the_deadman_fires_when_the_controller_goes_silent() -> None:
     os.close(write_end)
 
 
+def test_a_run_that_does_not_stop_is_killed_after_the_grace() -> None:
+    read_end, write_end = os.pipe()
+    os.close(write_end)
+    killed = threading.Event()
+    remote.Deadman(read_end, lambda _why: None, killed.set, silence=60, grace=0.5).start()
+    assert killed.wait(30)
+    os.close(read_end)
+
+
 def test_keepalives_hold_the_deadman_off() -> None:
     read_end, write_end = os.pipe()
     fired = threading.Event()
-    deadman = remote.Deadman(read_end, lambda _why: fired.set(), silence=1.5)
+    deadman = remote.Deadman(read_end, lambda _why: fired.set(), lambda: None, silence=1.5)
     deadman.start()
     for _ in range(6):
         os.write(write_end, b"\n")
@@ -137,18 +146,20 @@ def test_lent_identities_live_in_an_agent_of_the_run_and_nowhere_on_disk(tmp_pat
         agent.wait()
 
 
-def test_a_node_told_nonsense_answers_in_the_worker_stream_and_runs_nothing() -> None:
-    done = subprocess.run([sys.executable, "-I", "-m", "autoops.run.runner", "node"],
+def test_a_node_told_nonsense_answers_in_the_worker_stream_and_runs_nothing(
+        tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-I", "-m", "autoops.node", "serve"],
                           input=b"GET / HTTP/1.0\n\n", capture_output=True, timeout=60,
-                          check=False)
+                          check=False, env={**os.environ, "HOME": str(tmp_path)})
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert lines[0]["status"] == "error"
     assert "does not start with an autoops header" in lines[0]["job_explanation"]
-    assert lines[-1] == {"eof": True}
+    assert lines[-2] == {"eof": True}
+    assert lines[-1]["autoops_node"]["status"] == "error"
 
 
 def test_node_cancel_refuses_what_is_not_a_run_id() -> None:
-    done = subprocess.run([sys.executable, "-I", "-m", "autoops.run.runner", "node-cancel",
+    done = subprocess.run([sys.executable, "-I", "-m", "autoops.node", "cancel",
                            "x; rm -rf /"], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2
     assert "not a run id" in done.stdout

@@ -105,11 +105,16 @@ def test_no_made_up_text_is_a_valid_node_ticket(text: str) -> None:
     assert not tickets.node_valid(PUBLIC, text, **RUN, content=DIGEST, now=NOW)
 
 
-def test_a_node_takes_each_run_once(tmp_path: Path) -> None:
+def test_a_node_takes_each_run_once_and_remembers_it_past_the_tickets_expiry(
+        tmp_path: Path) -> None:
     seen = tmp_path / "seen"
-    assert tickets.first_use(seen, RUN["run_id"])
-    assert not tickets.first_use(seen, RUN["run_id"]), "a replayed job"
-    assert tickets.first_use(seen, "20261204T101500Z-00000000")
+    expires = datetime.now(UTC) + tickets.NODE_TICKET_TTL
+    assert tickets.first_use(seen, RUN["run_id"], expires)
+    assert not tickets.first_use(seen, RUN["run_id"], expires), "a replayed job"
+    assert tickets.first_use(seen, "20261204T101500Z-00000000", expires)
+    assert (seen / RUN["run_id"]).stat().st_mtime > expires.timestamp()
+    ticket = _signed(grants.generate_keypair()[0])
+    assert tickets.expiry_of(ticket) == NOW + tickets.NODE_TICKET_TTL
 
 
 def test_the_node_key_is_private_per_environment_and_made_once(tmp_path: Path) -> None:
