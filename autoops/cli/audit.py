@@ -29,6 +29,14 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     query.add_argument("-n", type=int, default=None, help="at most the newest N")
     show_run = asub.add_parser("show", parents=[common], help="every record of one run")
     show_run.add_argument("run_id")
+    asub.add_parser("reindex", parents=[common],
+                    help="rebuild the query index from the log's segments")
+    prune = asub.add_parser("prune", parents=[common],
+                            help="drop whole segments older than a time (the chain stays "
+                                 "verifiable)")
+    prune.add_argument("--before", required=True, help="90d, 24h … ago, or an ISO 8601 time")
+    prune.add_argument("--archive", type=Path, metavar="FILE",
+                       help="first write the pruned segments to this gzip file (new)")
     verify = asub.add_parser("verify", parents=[common], help="check the hash chain")
     verify.add_argument("--witness", type=Path, metavar="FILE",
                         help="also check the log against a syslog witness file (README: Audit "
@@ -39,6 +47,21 @@ def cmd_audit(app: Autoops, args: argparse.Namespace, output: Output, _in: TextI
     sub = args.audit_command
     if sub == "verify":
         return _verify(app, args.witness, output)
+    if sub == "reindex":
+        count = app.audit.reindex()
+        output.text(f"audit index rebuilt: {count} records")
+        output.document({"indexed": count})
+        return ExitStatus.OK
+    if sub == "prune":
+        done = app.audit.prune(args.before, args.archive)
+        output.text(f"audit log pruned: {done['pruned']} records in {len(done['segments'])} "
+                    "segment(s)" + (f", seq {done['first_seq']}..{done['through_seq']}, "
+                                    f"vouched for by seq {done['vouched_by']}"
+                                    if done["pruned"] else " (none wholly older)")
+                    + (f"; archived in {render.visible(done['archive']['path'])}"
+                       if done.get("archive") else ""))
+        output.document(done)
+        return ExitStatus.OK
     if sub == "tail":
         records = app.audit.tail(args.n)
     elif sub == "show":
@@ -55,8 +78,11 @@ def cmd_audit(app: Autoops, args: argparse.Namespace, output: Output, _in: TextI
 def _verify(app: Autoops, witness: Path | None, output: Output) -> ExitStatus:
     report = app.audit.verify(witness)
     if report.ok:
-        output.text(f"audit log OK: {report.records} records, chain intact "
-                    f"({render.visible(app.audit.path)})")
+        since = "" if report.pruned is None else (
+            f" from seq {report.from_seq} (seq 1..{report.pruned['through_seq']} were pruned; "
+            f"seq {report.pruned['vouched_by']} vouches for where the chain starts)")
+        output.text(f"audit log OK: {report.records} records, chain intact{since} "
+                    f"({render.visible(app.audit.path.parent)})")
         if report.witness is not None:
             output.text(f"witness agrees: {report.witness['entries']} entries, through seq "
                         f"{report.witness['through']} ({render.visible(witness)})")

@@ -218,13 +218,16 @@ def become_subreaper() -> bool:
 
 def execute(spec: RunSpec, on_result: Callable[[HostResult], None],
             cancel: Callable[[], bool] = lambda: False,
-            on_worker: Callable[[int, str], None] = lambda _pid, _start: None) -> RunOutcome:
+            on_worker: Callable[[int, str], None] = lambda _pid, _start: None,
+            on_batch: Callable[[list[HostResult]], None] | None = None) -> RunOutcome:
     """Run the playbook in a worker process; ``on_result`` sees each host result as it happens.
 
-    ``on_worker`` learns the worker's pid and start time as soon as it exists (the
+    With ``on_batch``, the results that arrived together (one read of the worker's pipe)
+    come in one call instead, in order (the engine appends them to the audit log in one
+    write). ``on_worker`` learns the worker's pid and start time as soon as it exists (the
     engine records them, so a later autoops can kill it if this one is killed). If
-    ``on_result`` raises, the run is cancelled and the exception re-raised once
-    nothing of the run is left.
+    a callback raises, the run is cancelled and the exception re-raised once nothing of
+    the run is left.
     """
     spec.runs_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     data_dir = Path(tempfile.mkdtemp(prefix=f"{spec.run_id}.", dir=spec.runs_dir))
@@ -249,7 +252,11 @@ def execute(spec: RunSpec, on_result: Callable[[HostResult], None],
         with contextlib.suppress(BrokenPipeError):
             worker.stdin.write(json.dumps(_order(spec, data_dir)).encode())
             worker.stdin.close()
-        _follow(worker, outcome, on_result, cancel, failure)
+        def one_by_one(batch: list[HostResult]) -> None:
+            for result in batch:
+                on_result(result)
+
+        _follow(worker, outcome, on_batch or one_by_one, cancel, failure)
         worker.wait()
         if outcome.crash is not None and outcome.node_failed and spec.node is not None:
             raise NodeFailedError(f"execution node {spec.node.name} could not run "
@@ -289,7 +296,7 @@ def _order(spec: RunSpec, data_dir: Path) -> dict[str, Any]:
 
 
 def _follow(worker: subprocess.Popen[bytes], outcome: RunOutcome,
-            on_result: Callable[[HostResult], None], cancel: Callable[[], bool],
+            deliver: Callable[[list[HostResult]], None], cancel: Callable[[], bool],
             failure: list[BaseException]) -> None:
     """Read the worker's messages until it closes its end; cancel it when asked to."""
     assert worker.stdout is not None  # noqa: S101 - a PIPE
@@ -308,19 +315,33 @@ def _follow(worker: subprocess.Popen[bytes], outcome: RunOutcome,
             return
         buffer += chunk
         *lines, buffer = buffer.split(b"\n")
+        batch: list[HostResult] = []
         for line in lines:
             try:
-                _apply(json.loads(line), outcome, on_result)
+                message = json.loads(line)
+                if message.get("kind") == "result":
+                    batch.append(HostResult(**message["result"]))
+                    continue
+                _deliver(deliver, batch)  # results first: the order is the run's
+                _apply(message, outcome)
             except Exception as exc:  # noqa: BLE001 - re-raised once the run has stopped
                 failure.append(exc)
+        try:
+            _deliver(deliver, batch)
+        except Exception as exc:  # noqa: BLE001 - re-raised once the run has stopped
+            failure.append(exc)
 
 
-def _apply(message: Mapping[str, Any], outcome: RunOutcome,
-           on_result: Callable[[HostResult], None]) -> None:
+def _deliver(deliver: Callable[[list[HostResult]], None], batch: list[HostResult]) -> None:
+    if batch:
+        taken = list(batch)
+        batch.clear()
+        deliver(taken)
+
+
+def _apply(message: Mapping[str, Any], outcome: RunOutcome) -> None:
     kind = message.get("kind")
-    if kind == "result":
-        on_result(HostResult(**message["result"]))
-    elif kind == "stats":
+    if kind == "stats":
         outcome.stats = {str(h): {str(k): int(v) for k, v in c.items()}
                          for h, c in message["stats"].items()}
     elif kind == "error":

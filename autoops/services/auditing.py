@@ -57,3 +57,22 @@ class Audit:
         if witness is None:
             return self.ctx.audit.verify()
         return self.ctx.audit.verify_witness(read_witness(witness))
+
+    def reindex(self) -> int:
+        """Rebuild the index from the segments (they are the truth); how many records."""
+        return self.ctx.audit.reindex()
+
+    def prune(self, before: str, archive: Path | None = None) -> dict[str, Any]:
+        """Drop whole segments older than ``before`` (``90d`` or an ISO time).
+
+        Archived first if asked; the chain stays verifiable from its new start (see
+        :meth:`autoops.audit.log.AuditLog.prune`).
+        """
+        try:
+            cutoff = parse_since(before, self.ctx.clock())
+        except ValueError as exc:
+            raise BadInputError(str(exc).replace("--since", "--before")) from None
+        if archive is not None and archive.exists():
+            raise BadInputError(f"--archive {archive} exists already; nothing was pruned",
+                                remedy="Name a new file: an archive is never overwritten.")
+        return self.ctx.audit.prune(cutoff, actor=self.ctx.actor(None), archive=archive)

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autoops.audit.log import Entry
 from autoops.common.names import RUN_ID
 from autoops.common.procs import parent_of, process_start_time
 from autoops.core import policy
@@ -68,6 +69,11 @@ class Attempt:
         return self.ctx.audit.append(run_id=self.run_id, type_=type_, actor=self.actor,
                                      env=self.plan.env, action=self.plan.action_name, data=data,
                                      durable=durable)
+
+    def record_many(self, type_: str, data: list[dict[str, Any]]) -> None:
+        """Records of one type in one write (not fsynced: a run's task results)."""
+        self.ctx.audit.append_many([Entry(self.run_id, type_, self.actor, self.plan.env,
+                                          self.plan.action_name, item) for item in data])
 
     def refuse(self, error: AutoopsError, status: str | None = None) -> None:
         """End a run that never executed: its run.finished names the error."""
@@ -542,12 +548,13 @@ class Runs:
         ctx, the_plan, run_id = self.ctx, attempt.plan, attempt.run_id
         results: list[dict[str, Any]] = []
 
-        def handle(result: HostResult) -> None:
-            data = ctx.redactor(result.to_dict())
-            attempt.record("task.result", data, durable=False)
-            results.append(data)
-            if on_result is not None:
-                on_result(data)
+        def handle(batch: list[HostResult]) -> None:  # what arrived together: one write
+            found = [ctx.redactor(result.to_dict()) for result in batch]
+            attempt.record_many("task.result", found)
+            results.extend(found)
+            for data in found:
+                if on_result is not None:
+                    on_result(data)
 
         spec = self._spec(attempt, loaded)
         attempt.record("run.started", {
@@ -558,9 +565,10 @@ class Runs:
             | ({"executed_on": dict(spec.node.facts)} if spec.node else {}))
         halt_now = ctx.halts.watcher(the_plan.env, attempt.actor)
         try:
-            outcome = runner.execute(spec, handle, lambda: cancel() or halt_now() is not None,
+            outcome = runner.execute(spec, lambda r: handle([r]),
+                                     lambda: cancel() or halt_now() is not None,
                                      on_worker=lambda pid, start: ctx.db.runs.set_worker(
-                                         run_id, pid, start))
+                                         run_id, pid, start), on_batch=handle)
         except BaseException as exc:
             reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"error: {exc}"
             attempt.interrupted({"reason": reason}, _status_of(exc))
