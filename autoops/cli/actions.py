@@ -8,16 +8,19 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from autoops.cli import render
 from autoops.cli.args import Parser, seconds
 from autoops.cli.output import Handler, Output
 from autoops.core.catalog import parse_assignments
-from autoops.core.plan import Plan
-from autoops.core.policy import Decision
-from autoops.engine import Autoops, RunRequest, RunResult
 from autoops.exits import ExitStatus
+
+if TYPE_CHECKING:
+    from autoops.core.plan import Plan
+    from autoops.core.policy import Decision
+    from autoops.engine import Autoops, RunRequest, RunResult
+    from autoops.settings import Settings
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -60,22 +63,28 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     promote.add_argument("--wait", type=seconds, default=0, metavar="SECONDS")
 
 
-def cmd_list(app: Autoops, _args: argparse.Namespace, output: Output, _in: TextIO) -> ExitStatus:
-    actions = app.overview.actions()
+def cmd_list(settings: Settings, _args: argparse.Namespace, output: Output) -> ExitStatus:
+    from autoops.services import allowlist  # noqa: PLC0415 - quick: no engine
+
+    actions = allowlist.listing(settings)
     output.text(render.action_list(actions))
     output.document({"actions": actions})
     return ExitStatus.OK
 
 
-def cmd_show(app: Autoops, args: argparse.Namespace, output: Output, _in: TextIO) -> ExitStatus:
-    doc = app.overview.action(args.action)
+def cmd_show(settings: Settings, args: argparse.Namespace, output: Output) -> ExitStatus:
+    from autoops.services import allowlist  # noqa: PLC0415 - quick: no engine
+
+    action, doc = allowlist.describe(settings, args.action)
     schemas = {"*": doc["params_schema"], **doc["params_schema_by_env"]}
-    output.text(render.action_detail(app.catalog.get(doc["name"]), schemas, doc["policy"]))
+    output.text(render.action_detail(action, schemas, doc["policy"]))
     output.document(doc)
     return ExitStatus.OK
 
 
 def _request(args: argparse.Namespace) -> RunRequest:
+    from autoops.engine import RunRequest  # noqa: PLC0415
+
     return RunRequest(action=args.action, env=args.env, params=parse_assignments(args.param),
                       limit=args.limit, check_mode=args.check, actor=args.actor,
                       one_host=args.one_host, wait=args.wait, grant=args.grant,
@@ -195,5 +204,7 @@ def _cancel_on_signals() -> Iterator[tuple[Callable[[], None], threading.Event]]
             signal.signal(sig, old)
 
 
-COMMANDS: dict[str, Handler] = {"list": cmd_list, "show": cmd_show, "plan": cmd_plan,
-                                "run": cmd_run, "promote": cmd_promote}
+COMMANDS: dict[str, Handler] = {"plan": cmd_plan, "run": cmd_run, "promote": cmd_promote}
+READING: dict[str, Callable[[Settings, argparse.Namespace, Output], ExitStatus]] = {
+    "list": cmd_list, "show": cmd_show}
+"""Commands that read the allowlist from the settings alone (no engine is built for them)."""

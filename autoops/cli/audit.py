@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
+from autoops.audit.records import RECORD_TYPES
 from autoops.cli import render
 from autoops.cli.args import Parser
 from autoops.cli.output import Handler, Output
-from autoops.engine import Autoops
 from autoops.exits import ExitStatus
-from autoops.services.auditing import RECORD_TYPES
+
+if TYPE_CHECKING:
+    from autoops.engine import Autoops
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from autoops.cli.output import Handler, Output
 from autoops.common.files import write_atomic
-from autoops.engine import Autoops
 from autoops.exits import ExitStatus
+
+if TYPE_CHECKING:
+    from autoops.engine import Autoops
 
 # Environments a front-end manages by default: not this machine, not the disposable lab.
 _NOT_EXPORTED = frozenset({"local", "lab"})

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from autoops import __version__
 from autoops.cli import (
@@ -36,10 +36,12 @@ from autoops.cli import (
 from autoops.cli.args import Parser
 from autoops.cli.output import Handler, Output, report_error
 from autoops.cli.vmsafe import vm_safe_argv
-from autoops.engine import Autoops
 from autoops.errors import AutoopsError
 from autoops.exits import ExitStatus
 from autoops.settings import Settings
+
+if TYPE_CHECKING:
+    pass
 
 __all__ = ["build_parser", "main", "program", "vm_safe_argv", "vm_safe_main", "vm_safe_program"]
 
@@ -77,11 +79,16 @@ def program(argv: Sequence[str], out: TextIO, err: TextIO, stdin: TextIO,
             return install.SETUP_COMMANDS[args.command](args, output, settings)
         if args.command in heartbeat.PROJECTLESS:  # runs the job it wraps, reads no project
             return heartbeat.PROJECTLESS[args.command](args, output, settings)
-        app = Autoops(settings or Settings.from_environ())
-        if app.settings.ignored_environ:
+        settings = settings or Settings.from_environ()
+        if settings.ignored_environ:
             err.write("autoops: ignoring inherited " + render.visible(
-                ", ".join(app.settings.ignored_environ))
+                ", ".join(settings.ignored_environ))
                 + " (they could change what runs; autoops builds its own environment)\n")
+        if args.command in actions.READING:  # the allowlist: no engine to build
+            return actions.READING[args.command](settings, args, output)
+        from autoops.engine import Autoops  # noqa: PLC0415 - every other command needs it
+
+        app = Autoops(settings)
         app.refuse_in_service_mode(args.command, getattr(args, "secrets_command", None))
         return COMMANDS[args.command](app, args, output, stdin)
     except AutoopsError as exc:

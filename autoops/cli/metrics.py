@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from autoops.cli import render
 from autoops.cli.args import Parser
 from autoops.cli.output import Handler, Output
-from autoops.engine import Autoops
 from autoops.errors import MetricsDirError
 from autoops.exits import ExitStatus
-from autoops.services.metrics import FILE_NAME
+
+if TYPE_CHECKING:
+    from autoops.engine import Autoops
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -24,7 +25,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
                              help="Prometheus metrics for node_exporter's textfile collector")
     msub = metrics.add_subparsers(dest="metrics_command", required=True, parser_class=Parser)
     write = msub.add_parser("write", parents=[common],
-                            help=f"write {FILE_NAME} into the metrics directory now")
+                            help="write autoops.prom into the metrics directory now")
     write.add_argument("--dir", type=Path, metavar="DIR",
                        help="this directory instead of AUTOOPS_METRICS_DIR (not in service mode)")
     msub.add_parser("show", parents=[common], help="print the metrics in the exposition format")

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from autoops.cli import render
 from autoops.cli.args import Parser
 from autoops.cli.output import Handler, Output
-from autoops.engine import Autoops
 from autoops.exits import ExitStatus
 from autoops.settings import SERVICE_CONFIG_PATH
 from autoops.setup import schedule
+
+if TYPE_CHECKING:
+    from autoops.engine import Autoops
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from autoops.cli import render
 from autoops.cli.args import Parser
 from autoops.cli.output import Handler, Output
-from autoops.engine import Autoops
 from autoops.exits import ExitStatus
+
+if TYPE_CHECKING:
+    from autoops.engine import Autoops
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:

@@ -2,16 +2,23 @@
 
 catalog.yml and policy.yml are security configuration: a typo must be an error
 naming the file and line, never a silently ignored key. Duplicate keys are errors too.
+
+Checking costs (JSON Schema alone takes tens of milliseconds to import), so a document
+whose exact bytes passed every check once is remembered (:class:`Verdicts`) and loaded
+again with libyaml and no checks: ``autoops list`` stays quick.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import yaml
+
+if TYPE_CHECKING:
+    import jsonschema
 
 from autoops.errors import AutoopsError
 
@@ -68,12 +75,20 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _constr
 ErrorFactory = Callable[[str], AutoopsError]
 
 
-def load(path: Path, error: ErrorFactory) -> Any:
-    """Parse ``path``; any read or syntax problem becomes ``error(message)``."""
+def read(path: Path, error: ErrorFactory) -> bytes:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_bytes()
     except OSError as exc:
         raise error(f"{path}: cannot read: {exc.strerror}") from exc
+
+
+def load(path: Path, error: ErrorFactory, data: bytes | None = None) -> Any:
+    """Parse ``path`` (or its ``data``, read already); any problem becomes ``error(message)``."""
+    raw = read(path, error) if data is None else data
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not UTF-8: {exc}") from exc
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader derives from SafeLoader
     except yaml.MarkedYAMLError as exc:
@@ -100,10 +115,47 @@ def line_of(document: Any, path: Sequence[str | int]) -> int:
     return int(line)
 
 
+def load_checked_before(data: bytes) -> Any:
+    """A document that passed its checks before (:class:`Verdicts`): libyaml, no lines."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yaml.load(data, Loader=loader)  # noqa: S506 - a safe loader
+
+
+class Verdicts:
+    """Which exact documents passed their checks, under which checking code.
+
+    A verdict is an empty file named by sha256 over the kind, the checking code's own
+    source and the document's bytes, in a directory only this account writes (the cache
+    directory; the service account's in service mode). Anything else — a changed byte, a
+    changed check — is checked in full.
+    """
+
+    def __init__(self, directory: Path | None, code: bytes = b"") -> None:
+        self.directory = directory
+        self.code = code
+
+    def _name(self, kind: str, data: bytes) -> str:
+        return hashlib.sha256(kind.encode() + b"\0" + self.code + b"\0" + data).hexdigest()
+
+    def known(self, kind: str, data: bytes) -> bool:
+        return self.directory is not None and (self.directory / self._name(kind, data)).exists()
+
+    def remember(self, kind: str, data: bytes) -> None:
+        if self.directory is None:
+            return
+        try:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            (self.directory / self._name(kind, data)).touch(mode=0o600)
+        except OSError:
+            return  # a cache: the next load checks in full again
+
+
 def validate(
     document: Any, schema: dict[str, Any], path: Path, error: ErrorFactory
 ) -> None:
     """Check ``document`` against a JSON Schema; report the first error with its line."""
+    import jsonschema  # noqa: PLC0415 - only where a document is checked in full
+
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))
     if not errors:

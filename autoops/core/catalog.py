@@ -7,19 +7,21 @@ must be constrained by a ``pattern`` or an ``enum`` so that no free text reaches
 from __future__ import annotations
 
 import difflib
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from autoops.common import yamlfile
 from autoops.common.names import ACTION_NAME, ENV_NAME, PARAM_NAME
 from autoops.core.risk import NAMES as RISK_NAMES
 from autoops.core.risk import Risk
 from autoops.errors import ActionUnknownError, CatalogInvalidError, ParamInvalidError
+
+if TYPE_CHECKING:
+    import jsonschema
 
 _SCALAR_PARAM = {
     "type": "object",
@@ -185,19 +187,34 @@ class Catalog:
         self._aliases = {alias: a.name for a in actions.values() for alias in a.aliases}
 
     @classmethod
-    def load(cls, path: Path, project_dir: Path | None = None) -> Catalog:
-        """Load and check catalog.yml; every problem names the file and line."""
+    def load(cls, path: Path, project_dir: Path | None = None,
+             verdicts: yamlfile.Verdicts | None = None) -> Catalog:
+        """Load and check catalog.yml; every problem names the file and line.
+
+        With ``verdicts``, a catalog whose exact bytes passed every check before is
+        loaded without the content checks (its playbooks must still exist).
+        """
         if not path.exists():  # no project here at all (a wheel install, a wrong directory)
             raise CatalogInvalidError(
                 f"{path}: no catalog: {path.parent} is not an operations repository",
                 remedy="Point AUTOOPS_PROJECT_DIR at one, or make one with `autoops init DIR`.")
-        doc = yamlfile.load(path, CatalogInvalidError)
-        yamlfile.validate(doc, CATALOG_SCHEMA, path, CatalogInvalidError)
         project = project_dir or path.parent
+        data = yamlfile.read(path, CatalogInvalidError)
+        if verdicts is not None and verdicts.known("catalog", data):
+            try:
+                doc = yamlfile.load_checked_before(data)
+                return cls({name: _build_action(name, spec, doc, path, project, checked=True)
+                            for name, spec in doc["actions"].items()}, path)
+            except (CatalogInvalidError, KeyError, TypeError, ValueError):
+                pass  # checked in full below, for a message with its line
+        doc = yamlfile.load(path, CatalogInvalidError, data)
+        yamlfile.validate(doc, CATALOG_SCHEMA, path, CatalogInvalidError)
         actions: dict[str, Action] = {}
         for name, spec in doc["actions"].items():
             actions[name] = _build_action(name, spec, doc, path, project)
         _check_references(actions, doc, path)
+        if verdicts is not None:
+            verdicts.remember("catalog", data)
         return cls(actions, path)
 
     def get(self, name: str) -> Action:
@@ -267,8 +284,18 @@ def parse_assignments(pairs: list[str]) -> dict[str, str]:
     return result
 
 
+def verdicts(cache_dir: Path | None) -> yamlfile.Verdicts:
+    """Where catalog and policy verdicts are kept, keyed also by the checking code."""
+    code = b"".join(Path(__file__).with_name(name).read_bytes()
+                    for name in ("catalog.py", "policy.py", "windows.py", "risk.py"))
+    return yamlfile.Verdicts(cache_dir / "verdicts" if cache_dir else None,
+                             hashlib.sha256(code).digest())
+
+
 def _validate_params(action: str, params: Mapping[str, Any], schema: dict[str, Any],
                      env: str | None) -> None:
+    import jsonschema  # noqa: PLC0415 - only when a run's parameters are checked
+
     validator = jsonschema.Draft202012Validator(schema)
     errors = list(validator.iter_errors(dict(params)))
     if not errors:
@@ -287,6 +314,8 @@ def _partial_matches(params: Mapping[str, Any], schema: dict[str, Any]) -> list[
     Every catalog pattern is anchored, so a full match restores the JSON Schema meaning
     ("nginx\n" must not pass ``^[a-z]+$``).
     """
+    import jsonschema  # noqa: PLC0415 - see _validate_params
+
     found = []
     for name, value in params.items():
         pattern = schema["properties"].get(name, {}).get("pattern")
@@ -304,7 +333,7 @@ def _short(err: jsonschema.ValidationError) -> str:
 
 
 def _build_action(name: str, spec: Mapping[str, Any], doc: Any, path: Path,
-                  project: Path) -> Action:
+                  project: Path, *, checked: bool = False) -> Action:
     def fail(where: list[str | int], message: str) -> CatalogInvalidError:
         line = yamlfile.line_of(doc, ["actions", name, *where])
         return CatalogInvalidError(f"{path}:{line}: action {name!r}: {message}")
@@ -315,7 +344,8 @@ def _build_action(name: str, spec: Mapping[str, Any], doc: Any, path: Path,
         if req not in props:
             raise fail(["params", "required"], f"required parameter {req!r} is not defined")
     for pname, pspec in props.items():
-        _check_param_spec(pname, pspec, fail)
+        if not checked:
+            _check_param_spec(pname, pspec, fail)
     env_params = spec.get("env_params") or {}
     for env, narrowing in env_params.items():
         if env not in spec["environments"]:
@@ -357,6 +387,8 @@ def _check_param_spec(pname: str, pspec: Mapping[str, Any], fail: Any) -> None:
         except re.error as exc:
             raise fail(["params", "properties", pname, "pattern"], f"bad pattern: {exc}") from None
     if "default" in pspec:
+        import jsonschema  # noqa: PLC0415 - only where a catalog is checked in full
+
         single = {"type": "object", "properties": {pname: dict(pspec)}}
         errors = list(jsonschema.Draft202012Validator(single).iter_errors({pname: pspec["default"]}))
         if errors:

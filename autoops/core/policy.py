@@ -197,11 +197,21 @@ class Policy:
     path: Path | None = None
 
     @classmethod
-    def load(cls, path: Path) -> Policy:
-        """Load and check policy.yml; unknown keys or values name the file and line."""
-        doc = yamlfile.load(path, PolicyInvalidError)
+    def load(cls, path: Path, verdicts: yamlfile.Verdicts | None = None) -> Policy:
+        """Load and check policy.yml; unknown keys or values name the file and line.
+
+        With ``verdicts``, a policy whose exact bytes passed the schema before skips it
+        (the checks a schema cannot make run every time).
+        """
+        data = yamlfile.read(path, PolicyInvalidError)
+        if verdicts is not None and verdicts.known("policy", data):
+            return cls.from_mapping(yamlfile.load_checked_before(data), path)
+        doc = yamlfile.load(path, PolicyInvalidError, data)
         yamlfile.validate(doc, POLICY_SCHEMA, path, PolicyInvalidError)
-        return cls.from_mapping(doc, path)
+        policy = cls.from_mapping(doc, path)
+        if verdicts is not None:
+            verdicts.remember("policy", data)
+        return policy
 
     @classmethod
     def from_mapping(cls, doc: Mapping[str, Any], path: Path | None = None) -> Policy:

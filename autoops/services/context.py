@@ -23,7 +23,7 @@ from autoops.common.files import ensure_dir
 from autoops.common.identity import Principal
 from autoops.common.names import ACTOR_NAME
 from autoops.core import nodes
-from autoops.core.catalog import Catalog
+from autoops.core.catalog import Catalog, verdicts
 from autoops.core.nodes import EnvNodes
 from autoops.core.plan import Content, owned
 from autoops.core.policy import Policy
@@ -55,11 +55,12 @@ class Context:
 
     @cached_property
     def catalog(self) -> Catalog:
-        return Catalog.load(self.settings.catalog_path, self.settings.project_dir)
+        return Catalog.load(self.settings.catalog_path, self.settings.project_dir,
+                            verdicts(self.settings.cache_dir))
 
     @cached_property
     def policy(self) -> Policy:
-        return Policy.load(self.settings.policy_path)
+        return Policy.load(self.settings.policy_path, verdicts(self.settings.cache_dir))
 
     @cached_property
     def content(self) -> Content:

@@ -7,6 +7,7 @@ from typing import Any
 
 from autoops.core import inventory
 from autoops.core.plan import fleet_map
+from autoops.services import allowlist
 from autoops.services.approving import Approvals
 from autoops.services.context import Context
 from autoops.services.recovery import Recovery
@@ -23,22 +24,12 @@ class Overview:
 
     def actions(self) -> list[dict[str, Any]]:
         """The allowlist, as ``autoops list`` shows it."""
-        return [{"name": a.name, "risk": a.risk.name, "environments": list(a.environments),
-                 "description": a.description, "aliases": list(a.aliases)}
-                for a in self.ctx.catalog.actions.values()]
+        return allowlist.summary(self.ctx.catalog)
 
     def action(self, name: str) -> dict[str, Any]:
         """One action as ``autoops show`` documents it: schemas and policy per environment."""
         action = self.ctx.catalog.get(name)
-        schemas = {"*": action.schema_for(None)} | {
-            env: action.schema_for(env) for env in action.environments}
-        return {
-            "name": action.name, "description": action.description, "playbook": action.playbook,
-            "risk": action.risk.name, "environments": list(action.environments),
-            "check_mode": action.check_mode, "rollback": action.rollback,
-            "aliases": list(action.aliases), "params_schema": schemas["*"],
-            "params_schema_by_env": {k: v for k, v in schemas.items() if k != "*"},
-            "policy": self.runs.policy_by_env(action.name)}
+        return allowlist.details(action, self.runs.policy_by_env(action.name))
 
     def dashboard(self) -> dict[str, Any]:
         """Halts, runs in progress, host locks and pending approvals (``autoops status``)."""

@@ -41,6 +41,7 @@ from autoops.run import runner
 from autoops.run.remote import Loan, NodeJob, node_base
 from autoops.run.runner import HostResult, RunOutcome
 from autoops.secrets.store import EnvSecrets
+from autoops.services import allowlist
 from autoops.services.context import Context, new_run_id
 from autoops.services.metrics import Metrics
 from autoops.services.recovery import Recovery
@@ -167,15 +168,9 @@ class Runs:
 
     def policy_by_env(self, action_name: str) -> dict[str, dict[str, Any]]:
         """What the policy says about an action in every declared environment, now."""
-        action = self.ctx.catalog.get(action_name)
-        return {
-            env: policy.evaluate(self.ctx.policy, policy.Request(
-                env=env, action=action.name, risk=action.risk,
-                action_environments=action.environments, actor=self.ctx.settings.os_user,
-                check_mode=False, now=self.ctx.clock(),
-                halt=self.ctx.halts.for_env(env))).to_dict()
-            for env in self.ctx.policy.environments
-        }
+        return allowlist.decisions(self.ctx.policy, self.ctx.catalog.get(action_name),
+                                   self.ctx.settings.os_user, self.ctx.clock(),
+                                   self.ctx.halts.for_env)
 
     # -- running ----------------------------------------------------------------------
 

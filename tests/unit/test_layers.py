@@ -41,7 +41,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "engine": FOUNDATION | {"core", "guard", "state", "audit", "secrets", "run", "settings",
                             "services"},
     "cli": FOUNDATION | {"cli", "engine", "services", "settings", "core", "lab", "setup", "watch",
-                         "frontdoors"},
+                         "frontdoors", "audit"},  # audit: the record types, for --type
     "node": FOUNDATION | {"core", "guard", "run", "settings"},  # an execution node's end
     "__main__": {"cli"},
 }
