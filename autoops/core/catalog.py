@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -292,9 +292,60 @@ def verdicts(cache_dir: Path | None) -> yamlfile.Verdicts:
                              hashlib.sha256(code).digest())
 
 
+_TYPES: dict[str, Callable[[Any], bool]] = {
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+}
+_ANNOTATIONS = frozenset({"type", "description", "default", "examples", "enum", "pattern",
+                          "minLength", "maxLength", "minimum", "maximum"})
+
+
+def quick_valid(params: Mapping[str, Any], schema: Mapping[str, Any]) -> bool:
+    """True only if ``params`` certainly satisfy ``schema`` (a catalog's parameter schema).
+
+    The catalog admits a handful of keywords (see ``_SCALAR_PARAM``); this checks them
+    the strict way (no 1.0 for an integer, no True for 1 in an enum, patterns matched
+    whole). False means "not sure": JSON Schema then decides, and says what is wrong.
+    It spares a run importing and building a JSON Schema validator.
+    """
+    props = schema.get("properties", {})
+    if set(schema) - {"type", "properties", "required", "additionalProperties"} \
+            or schema.get("additionalProperties") is not False \
+            or any(name not in params for name in schema.get("required", [])):
+        return False
+    for name, value in params.items():
+        spec = props.get(name)
+        if spec is None or set(spec) - _ANNOTATIONS or not _quick_value(value, spec):
+            return False
+    return True
+
+
+def _quick_value(value: Any, spec: Mapping[str, Any]) -> bool:
+    check = _TYPES.get(spec.get("type", ""))
+    if check is None or not check(value):
+        return False
+    if "enum" in spec and not any(type(value) is type(e) and value == e for e in spec["enum"]):
+        return False
+    if isinstance(value, str):
+        if "pattern" in spec and re.fullmatch(spec["pattern"], value) is None:
+            return False
+        if not spec.get("minLength", 0) <= len(value) <= spec.get("maxLength", len(value)):
+            return False
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        if "minimum" in spec and not value >= spec["minimum"]:
+            return False
+        if "maximum" in spec and not value <= spec["maximum"]:
+            return False
+    return True
+
+
 def _validate_params(action: str, params: Mapping[str, Any], schema: dict[str, Any],
                      env: str | None) -> None:
-    import jsonschema  # noqa: PLC0415 - only when a run's parameters are checked
+    if quick_valid(params, schema):
+        return
+    import jsonschema  # noqa: PLC0415 - only when the quick check is not sure
 
     validator = jsonschema.Draft202012Validator(schema)
     errors = list(validator.iter_errors(dict(params)))

@@ -21,15 +21,19 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autoops.core import inventory
-from autoops.core.catalog import Action
-from autoops.core.plan import Plan
-from autoops.engine import Autoops, RunRequest
+from autoops.core.catalog import Action, Catalog, verdicts
 from autoops.errors import AutoopsError, ExtraVarRefusedError, GuardRefusedError
-from autoops.services.context import new_run_id
+from autoops.services import ticketing
+
+if TYPE_CHECKING:
+    from autoops.core.plan import Plan
+    from autoops.engine import Autoops
+    from autoops.settings import Settings
 
 # What autoops itself passes to a run it decided (valid only with its ticket).
 RUN_VARS = frozenset({"autoops_run_id", "autoops_actor", "autoops_env", "autoops_action",
@@ -70,6 +74,27 @@ class Admitted:
     def to_dict(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "mode": self.mode, "env": self.env,
                 "actor": self.actor, "hosts": list(self.hosts)}
+
+
+def admit_ticketed(settings: Settings, launch: Launch) -> Admitted:
+    """The quick path for a run autoops itself decided: its ticket, and no engine.
+
+    The same checks as :func:`admit` makes of a ticketed launch; a refusal raises here
+    and the caller goes the long way (:func:`admit`), which records it.
+    """
+    check_options(launch.options)
+    catalog = Catalog.load(settings.catalog_path, settings.project_dir,
+                           verdicts(settings.cache_dir))
+    action = catalog.get(launch.action)
+    check_playbook(action, launch.playbooks, settings.project_dir)
+    extra = launch.extra_vars
+    run_id, env = str(extra.get("autoops_run_id", "")), str(extra.get("autoops_env", ""))
+    actor = ticketing.check(settings, None, str(extra["autoops_ticket"]), run_id=run_id,
+                            action=action.name, env=env, check_mode=launch.check_mode,
+                            params={k: v for k, v in extra.items() if k not in RUN_VARS},
+                            hosts=launch.hosts, playbook_pid=launch.pid,
+                            actor=str(extra.get("autoops_actor", "")), now=datetime.now(UTC))
+    return Admitted(run_id, "autoops", env, actor, launch.hosts)
 
 
 def admit(app: Autoops, launch: Launch) -> Admitted:
@@ -241,6 +266,8 @@ def _front_door(app: Autoops, action: Action, env: str, foreign: bool,
             f"awx_* variables name job {origin['job_id']}, but this is not that AWX job "
             f"(JOB_ID {app.settings.awx_job_id or 'unset'}); nothing ran",
             remedy="Launch it from AWX, or without awx_* variables.")
+    from autoops.engine import RunRequest  # noqa: PLC0415 - the long way only
+
     request = RunRequest(
         action=action.name, env=env, params={k: v for k, v in extra.items() if k in declared},
         limit=",".join(launch.hosts) or None, check_mode=launch.check_mode,
@@ -295,6 +322,8 @@ def _text(value: Any) -> str | None:
 def _record_refusal(app: Autoops, launch: Launch, env: str | None,
                     error: AutoopsError) -> None:
     """Audit a launch refused before it became a run (no plan exists to record)."""
+    from autoops.services.context import new_run_id  # noqa: PLC0415 - the long way only
+
     origin = origin_of(launch.extra_vars)
     ctx = app.context
     actor = actor_of(origin) or ctx.settings.os_user

@@ -216,10 +216,66 @@ def become_subreaper() -> bool:
     return _prctl(_PR_SET_CHILD_SUBREAPER, 1)
 
 
+@dataclass
+class Standby:
+    """A run's worker, started while the run is still being decided.
+
+    Its start-up (Python, ansible-runner's imports) overlaps the plan, the policy and
+    the audit records; it runs nothing until :func:`execute` sends it the run, and
+    :meth:`discard` ends it for a run that is refused. It already carries the run's mark
+    and dies with autoops, like any worker.
+    """
+
+    process: subprocess.Popen[bytes]
+    data_dir: Path
+    run_id: str
+    used: bool = False
+
+    def discard(self) -> None:
+        if self.used:
+            return
+        self.used = True
+        if self.process.stdin is not None:  # no run comes: it reads the end and leaves
+            with contextlib.suppress(OSError):
+                self.process.stdin.close()
+        try:
+            self.process.wait(timeout=_STOP_GRACE)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        for pipe in (self.process.stdout, self.process.stderr):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def standby(run_id: str, *, runs_dir: Path, python: Path, project_dir: Path,
+            environ: Mapping[str, str],
+            on_worker: Callable[[int, str], None] = lambda _pid, _start: None) -> Standby:
+    """Start a run's worker (and its private data dir), to be given its run later."""
+    runs_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    data_dir = Path(tempfile.mkdtemp(prefix=f"{run_id}.", dir=runs_dir))
+    tmp = data_dir / "tmp"
+    tmp.mkdir(mode=0o700)
+    try:
+        process = subprocess.Popen(
+            [str(python), "-I", "-m", "autoops.run.runner", str(os.getpid())],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env={**environ, **_hardening(project_dir, tmp), RUN_MARK: run_id},
+            cwd=project_dir, start_new_session=True, close_fds=True)
+    except BaseException:
+        shutil.rmtree(data_dir, ignore_errors=True)
+        raise
+    on_worker(process.pid, process_start_time(process.pid) or "")
+    return Standby(process, data_dir, run_id)
+
+
 def execute(spec: RunSpec, on_result: Callable[[HostResult], None],
-            cancel: Callable[[], bool] = lambda: False,
+            cancel: Callable[[], bool] = lambda: False, *,
             on_worker: Callable[[int, str], None] = lambda _pid, _start: None,
-            on_batch: Callable[[list[HostResult]], None] | None = None) -> RunOutcome:
+            on_batch: Callable[[list[HostResult]], None] | None = None,
+            ready: Standby | None = None) -> RunOutcome:
     """Run the playbook in a worker process; ``on_result`` sees each host result as it happens.
 
     With ``on_batch``, the results that arrived together (one read of the worker's pipe)
@@ -227,30 +283,25 @@ def execute(spec: RunSpec, on_result: Callable[[HostResult], None],
     write). ``on_worker`` learns the worker's pid and start time as soon as it exists (the
     engine records them, so a later autoops can kill it if this one is killed). If
     a callback raises, the run is cancelled and the exception re-raised once nothing of
-    the run is left.
+    the run is left. ``ready`` is the run's worker started beforehand (:func:`standby`).
     """
-    spec.runs_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    data_dir = Path(tempfile.mkdtemp(prefix=f"{spec.run_id}.", dir=spec.runs_dir))
+    if ready is None or ready.used or ready.run_id != spec.run_id:
+        ready = standby(spec.run_id, runs_dir=spec.runs_dir, python=spec.python,
+                        project_dir=spec.project_dir, environ=spec.environ, on_worker=on_worker)
+    ready.used = True
+    worker, data_dir = ready.process, ready.data_dir
     outcome = RunOutcome(status="failed", rc=-1)
     failure: list[BaseException] = []
-    worker: subprocess.Popen[bytes] | None = None
     key_fd = os.memfd_create("autoops-age-key") if spec.age_key else None
     try:
         key_env = {}
         if key_fd is not None and spec.age_key:  # sops opens it through autoops' /proc entry
             os.write(key_fd, spec.age_key.encode())
             key_env = {"SOPS_AGE_KEY_FILE": f"/proc/{os.getpid()}/fd/{key_fd}"}
-        tmp = data_dir / "tmp"
-        tmp.mkdir(mode=0o700)
-        worker = subprocess.Popen(
-            [str(spec.python), "-I", "-m", "autoops.run.runner", str(os.getpid())],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env={**spec.environ, **key_env, **_hardening(spec, tmp), RUN_MARK: spec.run_id},
-            cwd=spec.project_dir, start_new_session=True, close_fds=True)
-        on_worker(worker.pid, process_start_time(worker.pid) or "")
         assert worker.stdin is not None  # noqa: S101 - a PIPE
         with contextlib.suppress(BrokenPipeError):
-            worker.stdin.write(json.dumps(_order(spec, data_dir)).encode())
+            worker.stdin.write(json.dumps(_order(spec, data_dir, {**spec.environ, **key_env}))
+                               .encode())
             worker.stdin.close()
         def one_by_one(batch: list[HostResult]) -> None:
             for result in batch:
@@ -286,9 +337,12 @@ def execute(spec: RunSpec, on_result: Callable[[HostResult], None],
     return outcome
 
 
-def _order(spec: RunSpec, data_dir: Path) -> dict[str, Any]:
-    """What the worker reads on stdin: the run, and an inline age key if there is one."""
-    return {"run_id": spec.run_id, "data_dir": str(data_dir),
+def _order(spec: RunSpec, data_dir: Path, environ: Mapping[str, str]) -> dict[str, Any]:
+    """What the worker reads on stdin: the run, and what its environment lacked at start.
+
+    That is the secrets' paths: the worker may have started before they were known.
+    """
+    return {"run_id": spec.run_id, "data_dir": str(data_dir), "environ": dict(environ),
             "project_dir": str(spec.project_dir), "playbook": str(spec.playbook),
             "inventory": str(spec.inventory), "limit": spec.limit,
             "extravars": dict(spec.extravars), "check_mode": spec.check_mode,
@@ -368,10 +422,10 @@ def _stop(worker: subprocess.Popen[bytes]) -> None:
         worker.wait()
 
 
-def _hardening(spec: RunSpec, tmp: Path) -> dict[str, str]:
+def _hardening(project_dir: Path, tmp: Path) -> dict[str, str]:
     """What autoops sets for every run, over the allowlisted environment."""
     return {
-        "ANSIBLE_CONFIG": str(spec.project_dir / "ansible.cfg"),
+        "ANSIBLE_CONFIG": str(project_dir / "ansible.cfg"),
         "ANSIBLE_LOCAL_TEMP": str(tmp),  # leftovers of a killed run stay in the data dir
         # Modules on this machine (connection local) unpack their payload under TMPDIR:
         # inside the run's private directory, removed with it, even after a kill.
@@ -419,7 +473,11 @@ def worker_main(argv: list[str]) -> int:
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda _s, _f: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # autoops decides what Ctrl-C means
-    order = json.loads(sys.stdin.buffer.read())
+    try:
+        order = json.loads(sys.stdin.buffer.read())
+    except ValueError:  # its run was refused: autoops closed the pipe without one
+        return 0
+    os.environ.update(order.get("environ") or {})  # ansible-runner passes it on
     channel = _Channel(sys.stdout.buffer, stop)
     before = descendants(os.getpid())
     status, rc, finished = "failed", -1, False
@@ -453,9 +511,36 @@ def _prepare(data_dir: Path, order: Mapping[str, Any], vars_ref: str) -> str:
     return f"-e @{shlex.quote(vars_ref)}" + (" --check --diff" if order["check_mode"] else "")
 
 
+def _prompt_close() -> None:
+    """Let ansible-runner's end of a finished ansible-playbook close without a fixed wait.
+
+    ptyprocess sleeps 0.1 s after closing the pty "to give the kernel time" before it
+    looks whether the child is gone, on every run; this waits for it instead, as briefly
+    as it takes (at most that 0.1 s), then does as before (terminate what is left).
+    """
+    from ptyprocess import ptyprocess  # type: ignore[import-untyped]  # noqa: PLC0415
+
+    def close(self: Any, force: bool = True) -> None:
+        if self.closed:
+            return
+        self.flush()
+        self.fileobj.close()
+        deadline = time.monotonic() + self.delayafterclose
+        while self.isalive() and time.monotonic() < deadline:
+            time.sleep(0.002)
+        if self.isalive() and not self.terminate(force):
+            raise ptyprocess.PtyProcessError("Could not terminate the child.")
+        self.fd = -1
+        self.closed = True
+
+    ptyprocess.PtyProcess.close = close
+
+
 def _run_playbook(order: Mapping[str, Any], channel: _Channel,
                   stop: threading.Event) -> tuple[str, int]:
     import ansible_runner  # noqa: PLC0415 - only the worker loads ansible-runner
+
+    _prompt_close()
 
     data_dir = Path(order["data_dir"])
     cmdline = _prepare(data_dir, order, str(data_dir / "autoops-extravars.yml"))

@@ -30,13 +30,12 @@ from autoops.notify import outbox
 from autoops.notify.messages import Item, Message
 from autoops.services.alerting import Alerts
 from autoops.services.context import Context
+from autoops.services.deploynames import DEPLOY_ACTIONS
 from autoops.services.requests import RunRequest, RunResult
 from autoops.services.running import ResultCallback, Runs
 from autoops.services.watching import Watch
 from autoops.state.deploys import DeployRow
 from autoops.watch.findings import Notice, Severity
-
-DEPLOY_ACTIONS = {"deploy": "deploy", "deploy-rollback": "rollback"}
 
 
 class Deploys:

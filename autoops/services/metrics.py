@@ -17,14 +17,15 @@ from __future__ import annotations
 import json
 import stat
 from pathlib import Path
-
-from prometheus_client import CollectorRegistry
+from typing import TYPE_CHECKING
 
 from autoops.common.files import write_atomic
 from autoops.errors import AutoopsError, MetricsDirError, ServiceRefusedError
 from autoops.exits import ExitStatus
 from autoops.services.context import Context
-from autoops.watch import findings, metrics
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 FILE_NAME = "autoops.prom"
 """The textfile collector reads ``*.prom``; the temporary file is ``.autoops.prom.*``."""
@@ -38,6 +39,8 @@ class Metrics:
 
     def registry(self) -> CollectorRegistry:
         """One snapshot of every finding and counter in ``state.db``."""
+        from autoops.watch import findings, metrics  # noqa: PLC0415 - only when exported
+
         db = self.ctx.db
         checks = [(findings.FindingKey(row.env, row.host, row.check, row.subject),
                    findings.from_dict(json.loads(row.body))) for row in db.findings.all()]
@@ -45,6 +48,8 @@ class Metrics:
 
     def render(self) -> str:
         """The exposition text ``write`` would write (``autoops metrics show``)."""
+        from autoops.watch import metrics  # noqa: PLC0415 - only when exported
+
         return metrics.exposition(self.registry()).decode("utf-8")
 
     def write(self, directory: Path | None = None) -> Path | None:
@@ -63,6 +68,8 @@ class Metrics:
         target = directory if directory is not None else configured
         if target is None:
             return None
+        from autoops.watch import metrics  # noqa: PLC0415 - only when exported
+
         path = _checked(target) / FILE_NAME
         body = metrics.exposition(self.registry())
         try:

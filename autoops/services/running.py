@@ -19,11 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from autoops.audit.log import Entry
-from autoops.common.names import RUN_ID
-from autoops.common.procs import parent_of, process_start_time
+from autoops.common.procs import process_start_time
 from autoops.core import policy
-from autoops.core.inventory import inventory_path
-from autoops.core.plan import Plan, content_digest, content_files
+from autoops.core.plan import Plan, content_files
 from autoops.core.plan import build as build_plan
 from autoops.core.policy import Decision, HaltFacts, Outcome
 from autoops.errors import (
@@ -31,17 +29,16 @@ from autoops.errors import (
     ApprovalRequiredError,
     AutoopsError,
     BadInputError,
-    GuardRefusedError,
     NodesInvalidError,
 )
 from autoops.exits import ExitStatus
 from autoops.guard import approvals, confirmation, grants, tickets
 from autoops.guard.locks import needs_lock
 from autoops.run import runner
-from autoops.run.remote import Loan, NodeJob, node_base
+from autoops.run.remote import Loan, NodeJob
 from autoops.run.runner import HostResult, RunOutcome
 from autoops.secrets.store import EnvSecrets
-from autoops.services import allowlist
+from autoops.services import allowlist, ticketing
 from autoops.services.context import Context, new_run_id
 from autoops.services.metrics import Metrics
 from autoops.services.recovery import Recovery
@@ -186,21 +183,33 @@ class Runs:
         """
         self.recovery.recover()
         attempt = self._begin(request)
-        self._promotion(attempt)
-        with attempt.refusing("refused"):  # a key that cannot open the files stops it here
-            loaded = self.ctx.secret_store.load_for_run(attempt.plan.env)
-        self.ctx.redactor.add(loaded.values)
-        authority, decision = self._checked(attempt)
-        approval = self._clear(attempt, authority, decision, confirm)
-        locked = self._lock(attempt, authority)
+        ready = self._standby(attempt)  # its start-up overlaps the decision; runs nothing yet
+        locked = False
         try:
+            self._promotion(attempt)
+            with attempt.refusing("refused"):  # a key that cannot open the files stops it
+                loaded = self.ctx.secret_store.load_for_run(attempt.plan.env)
+            self.ctx.redactor.add(loaded.values)
+            authority, decision = self._checked(attempt)
+            approval = self._clear(attempt, authority, decision, confirm)
+            locked = self._lock(attempt, authority)
             authorised = self._recheck(attempt)
             on_start()
-            return self._execute(attempt, decision, approval, loaded=loaded,
+            return self._execute(attempt, decision, approval, loaded=loaded, ready=ready,
                                  on_result=on_result, cancel=cancel, authorised=authorised)
         finally:
+            ready.discard()  # a refused run's worker ends here (a used one did already)
             if locked:
                 self.recovery.locks.release(attempt.run_id)
+
+    def _standby(self, attempt: Attempt) -> runner.Standby:
+        """The run's worker, started now; recorded, so a later autoops can end it."""
+        settings = self.ctx.settings
+        return runner.standby(
+            attempt.run_id, runs_dir=settings.runs_dir, python=settings.python,
+            project_dir=settings.project_dir,
+            environ=settings.child_environ(settings.locator_environ()),
+            on_worker=lambda pid, start: self.ctx.db.runs.set_worker(attempt.run_id, pid, start))
 
     def request_approval(self, request: RunRequest) -> None:
         """Record a two-person request for a plan, and never run it (agents ask this way).
@@ -274,71 +283,11 @@ class Runs:
     def ticketed(self, ticket: str, *, run_id: str, action: str, env: str, check_mode: bool,
                  params: Mapping[str, Any], hosts: Sequence[str], playbook_pid: int,
                  actor: str = "") -> str:
-        """The actor of the running run this ticket is for; GuardRefusedError for any other.
-
-        The ticket must be that run's (HMAC over what it runs, and where), the run still
-        running, and ``playbook_pid`` the ansible-playbook its own worker started. On an
-        execution node (a signed ``aon1.`` ticket) see :meth:`_node_ticketed`; the actor is
-        then the one the controller passed.
-        """
-        if ticket.startswith(tickets.NODE_PREFIX):
-            self._node_ticketed(ticket, run_id=run_id, action=action, env=env,
-                                check_mode=check_mode, params=params, hosts=hosts,
-                                playbook_pid=playbook_pid)
-            return actor
-        row = self.ctx.db.runs.get(run_id) if run_id else None
-        key = tickets.read_key(self.ctx.settings.state_dir)
-        if key is None or row is None or row.status != RunState.RUNNING \
-                or (row.action, row.env) != (action, env) \
-                or row.worker_pid is None or parent_of(playbook_pid) != row.worker_pid \
-                or not tickets.valid(key, ticket, run_id=run_id, action=action, env=env,
-                                     check_mode=check_mode, params=params, hosts=hosts):
-            raise GuardRefusedError(
-                f"the run ticket is not that of a running autoops run of {action} (run "
-                f"{run_id or '?'}); nothing ran",
-                remedy="Start it with `autoops run`; a ticket is good for its own run only.")
-        return row.actor
-
-    def _node_ticketed(self, ticket: str, *, run_id: str, action: str, env: str,
-                       check_mode: bool, params: Mapping[str, Any], hosts: Sequence[str],
-                       playbook_pid: int) -> None:
-        """On an execution node: pass a ticket the controller signed for this very run.
-
-        The playbook must have been started by the node's own runner (``autoops.node``,
-        which checked the job and took its run id once) in a run directory of its own,
-        and the ticket verify with the public key this node trusts for ``env``, bind the
-        digest of the content as received and not have expired. Nothing is audited here:
-        the controller records the guard task from the stream.
-        """
-        settings = self.ctx.settings
-        parent = parent_of(playbook_pid)
-        base = node_base(settings.home or Path.home()).resolve()
-        if parent is None or not _is_node_runner(parent) \
-                or base not in settings.project_dir.resolve().parents:
-            raise GuardRefusedError(
-                f"a node ticket (run {run_id or '?'}) is good only in a run autoops' node "
-                "runner started from a job it checked; nothing ran",
-                remedy="Runs reach a node through `autoops run`.",
-                details={"run_id": run_id or "?"})
-        refused = GuardRefusedError(
-            f"the node ticket of run {run_id or '?'} ({action} in {env}) does not hold here: "
-            "not signed by a controller this node trusts for that environment, for other "
-            "parameters, hosts or content, expired, or used before; nothing ran",
-            remedy=f"Runs reach a node through `autoops run`; install the controller's key "
-                   f"(`autoops nodes trust --env {env}`) and autoops' own version on the node.",
-            details={"run_id": run_id or "?"})
-        try:
-            public = tickets.trusted_node_key(settings.config_dir, env)
-            digest = content_digest(settings.project_dir, inventory_path(
-                settings.inventories_dir, env, set(self.ctx.policy.environments)))
-        except AutoopsError as exc:
-            refused.message = f"{exc.message}; nothing ran"
-            raise refused from exc
-        if public is None or not tickets.node_valid(
-                public, ticket, run_id=run_id, action=action, env=env, check_mode=check_mode,
-                params=params, hosts=hosts, content=digest, now=self.ctx.clock()) \
-                or not re.fullmatch(RUN_ID, run_id):
-            raise refused
+        """The actor of the running run this ticket is for (see :mod:`.ticketing`)."""
+        return ticketing.check(self.ctx.settings, self.ctx.db, ticket, run_id=run_id,
+                               action=action, env=env, check_mode=check_mode, params=params,
+                               hosts=hosts, playbook_pid=playbook_pid, actor=actor,
+                               now=self.ctx.clock())
 
     def _clear(self, attempt: Attempt, authority: Authority, decision: Decision,
                confirm: confirmation.Confirm | None,
@@ -539,7 +488,8 @@ class Runs:
 
     def _execute(self, attempt: Attempt, decision: Decision, approval: confirmation.Clearance, *,
                  loaded: EnvSecrets, on_result: ResultCallback | None,
-                 cancel: Callable[[], bool], authorised: list[str]) -> RunResult:
+                 cancel: Callable[[], bool], authorised: list[str],
+                 ready: runner.Standby | None = None) -> RunResult:
         ctx, the_plan, run_id = self.ctx, attempt.plan, attempt.run_id
         results: list[dict[str, Any]] = []
 
@@ -563,7 +513,7 @@ class Runs:
             outcome = runner.execute(spec, lambda r: handle([r]),
                                      lambda: cancel() or halt_now() is not None,
                                      on_worker=lambda pid, start: ctx.db.runs.set_worker(
-                                         run_id, pid, start), on_batch=handle)
+                                         run_id, pid, start), on_batch=handle, ready=ready)
         except BaseException as exc:
             reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"error: {exc}"
             attempt.interrupted({"reason": reason}, _status_of(exc))
@@ -683,15 +633,6 @@ def _fingerprint(path: Path) -> str:
         return "unknown"
     words = done.stdout.split()
     return words[1] if done.returncode == 0 and len(words) > 1 else "unknown"
-
-
-def _is_node_runner(pid: int) -> bool:
-    """Whether ``pid`` runs ``python3 -I -m autoops.node …`` (an execution node's runner)."""
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return any(argv[i:i + 2] == [b"-m", b"autoops.node"] for i in range(len(argv)))
 
 
 def lock_targets(the_plan: Plan) -> tuple[list[str], list[str]]:

@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from autoops.core import catalog as catalog_module
 from autoops.core.catalog import Catalog, coerce, parse_assignments
 from autoops.core.risk import Risk
 from autoops.errors import ActionUnknownError, CatalogInvalidError, ParamInvalidError
@@ -227,3 +228,51 @@ def test_a_missing_catalog_says_how_to_get_a_project(tmp_path: Path) -> None:
         Catalog.load(tmp_path / "catalog.yml")
     assert "not an operations repository" in caught.value.message
     assert "autoops init DIR" in (caught.value.remedy or "")
+
+
+# -- the quick parameter check: never more lenient than JSON Schema ----------------------
+
+_PARAM_SPECS = st.one_of(
+    st.fixed_dictionaries({"type": st.just("string"), "description": st.just("d")},
+                          optional={"pattern": st.sampled_from(["^[a-z]+$", "^[0-9a-f]{4}$",
+                                                                "^.*$", "a"]),
+                                    "enum": st.lists(st.text(max_size=4), min_size=1,
+                                                     max_size=3),
+                                    "minLength": st.integers(0, 3),
+                                    "maxLength": st.integers(1, 6)}),
+    st.fixed_dictionaries({"type": st.sampled_from(["integer", "number"]),
+                           "description": st.just("d")},
+                          optional={"minimum": st.integers(-5, 5),
+                                    "maximum": st.integers(-5, 10),
+                                    "enum": st.lists(st.integers(-3, 3), min_size=1,
+                                                     max_size=3)}),
+    st.fixed_dictionaries({"type": st.just("boolean"), "description": st.just("d")}),
+)
+_VALUES = st.one_of(st.text(max_size=6), st.integers(-10, 10), st.booleans(),
+                    st.floats(allow_nan=True), st.none(), st.lists(st.integers(), max_size=2))
+
+
+@settings(max_examples=500)
+@given(specs=st.dictionaries(st.sampled_from(["a", "b", "c"]), _PARAM_SPECS, min_size=1),
+       values=st.dictionaries(st.sampled_from(["a", "b", "c", "d"]), _VALUES),
+       required=st.lists(st.sampled_from(["a", "b", "c"]), max_size=2, unique=True))
+def test_the_quick_check_accepts_nothing_json_schema_refuses(
+        specs: dict[str, Any], values: dict[str, Any], required: list[str]) -> None:
+    import jsonschema
+
+    schema = {"type": "object", "properties": specs, "additionalProperties": False,
+              "required": [r for r in required if r in specs]}
+    if catalog_module.quick_valid(values, schema):
+        assert not list(jsonschema.Draft202012Validator(schema).iter_errors(values))
+
+
+def test_the_quick_check_passes_what_catalog_actions_take_every_day() -> None:
+    catalog = Catalog.load(REPO / "catalog.yml", REPO)
+    cases: list[tuple[str, dict[str, Any]]] = [("health", {"disk_max_percent": 90}),
+                                               ("restart-service", {"service": "nginx"}),
+                                               ("backup", {"label": "nightly"})]
+    for name, params in cases:
+        action = catalog.get(name)
+        full = {k: v["default"] for k, v in action.schema_for(None)["properties"].items()
+                if "default" in v} | params
+        assert catalog_module.quick_valid(full, action.schema_for(None)), name

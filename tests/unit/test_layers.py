@@ -34,7 +34,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "lab": FOUNDATION | {"lab", "settings"},
     "heal": FOUNDATION | {"heal", "core"},
     "deploy": FOUNDATION | {"deploy", "core"},
-    "frontdoors": FOUNDATION | {"frontdoors", "engine", "services", "core"},
+    "frontdoors": FOUNDATION | {"frontdoors", "engine", "services", "core", "settings"},
     "setup": FOUNDATION | {"setup", "settings"},
     "services": FOUNDATION | {"services", "core", "guard", "state", "audit", "secrets", "run",
                               "settings", "watch", "notify", "setup", "heal", "deploy"},

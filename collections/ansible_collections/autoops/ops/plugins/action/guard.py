@@ -41,6 +41,20 @@ def _inventory_vars(hostvars: Any, host: str, extra: dict[str, Any]) -> dict[str
     return {k: v for k, v in raw.items() if k not in reserved and k not in extra}
 
 
+def _admitted(settings: Any, launch: Any, admit: Any, admit_ticketed: Any,
+              error: type[Exception]) -> Any:
+    """A run autoops decided passes on its ticket without the engine; anything else (and a
+    ticket that does not hold, to be recorded) goes through the whole gate."""
+    if "autoops_ticket" in launch.extra_vars:
+        try:
+            return admit_ticketed(settings, launch)
+        except error:
+            pass
+    from autoops.engine import Autoops  # noqa: PLC0415 -- the whole gate
+
+    return admit(Autoops(settings), launch)
+
+
 class ActionModule(ActionBase):  # type: ignore[misc] # untyped base
     """Decide on the controller; no module is sent anywhere."""
 
@@ -53,9 +67,8 @@ class ActionModule(ActionBase):  # type: ignore[misc] # untyped base
         task_vars = task_vars or {}
         result["changed"] = False
         try:
-            from autoops.engine import Autoops  # noqa: PLC0415 -- only where Ansible runs it
-            from autoops.errors import AutoopsError  # noqa: PLC0415
-            from autoops.frontdoors.guard import Launch, admit  # noqa: PLC0415
+            from autoops.errors import AutoopsError  # noqa: PLC0415 -- only where Ansible runs it
+            from autoops.frontdoors.guard import Launch, admit, admit_ticketed  # noqa: PLC0415
             from autoops.settings import Settings  # noqa: PLC0415
         except ImportError as exc:
             result.update(failed=True, msg=f"AUTOOPS-GUARD-REFUSED: autoops is not importable "
@@ -81,7 +94,8 @@ class ActionModule(ActionBase):  # type: ignore[misc] # untyped base
             pid=os.getppid(),  # the worker's parent: ansible-playbook, which holds the run
         )
         try:
-            admitted = admit(Autoops(Settings.from_environ()), launch)
+            admitted = _admitted(Settings.from_environ(), launch, admit, admit_ticketed,
+                                 AutoopsError)
         except AutoopsError as error:
             result.update(failed=True, autoops_error={**error.to_dict(), **error.details},
                           msg=f"{error.code}: {error.message} — {error.remedy}")
