@@ -12,9 +12,11 @@ With ``--mitogen`` (needs ``.venv/bin/pip install mitogen``), ways 2 and 3 run a
 Mitogen's ``mitogen_linear`` strategy: plain ansible-playbook through ANSIBLE_STRATEGY, and
 autoops (which drops inherited ANSIBLE_* variables) from a copy of this project whose
 ansible.cfg names the strategy, as an operator would set it. Prints wall time,
-controller CPU (children user+sys) and ratios to the first way. Needs a lab with at least max(N)
-hosts: ``autoops lab up --hosts 50``. Not a test: nothing asserts. Every way starts cold
-(no SSH control masters).
+controller CPU (children user+sys), the controller's peak memory (the summed PSS of the
+command's whole process tree, sampled every 0.2 s: ansible's forks share pages, so RSS would
+count them many times) and ratios to the first way and to the tuned config. Needs a lab with
+at least max(N) hosts: ``autoops lab up --hosts 200``. Not a test: nothing asserts. Every way
+starts cold (no SSH control masters).
 
     .venv/bin/python bench/fleet.py --action watch --hosts 50 --runs 3
 """
@@ -39,14 +41,43 @@ BIN = Path(sys.executable).parent
 Way = tuple[list[str], dict[str, str]]
 
 
-def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int]:
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int, float]:
+    """Wall time, children's CPU, exit status and peak tree PSS (MiB) of one command."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=REPO, env=env, check=False, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
+    peak = 0.0
+    while proc.poll() is None:
+        peak = max(peak, tree_pss(proc.pid))
+        time.sleep(0.2)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), \
-        proc.returncode
+        proc.returncode, peak
+
+
+def tree_pss(root: int) -> float:
+    """The summed proportional set size of ``root`` and its descendants, in MiB."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                stat = Path(f"/proc/{entry.name}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            children.setdefault(int(stat[1]), []).append(int(entry.name))
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo += children.get(pid, [])
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+                    break
+        except OSError:
+            continue
+    return total / 1024
 
 
 def lab_size() -> int:
@@ -127,7 +158,7 @@ def main() -> None:
                                    "AUTOOPS_PROJECT_DIR": str(mitogen_project(strategies))}
     for count in args.hosts:
         ways = ways_for(args.action, count, size, envs)
-        samples: dict[str, list[tuple[float, float, int]]] = {w: [] for w in ways}
+        samples: dict[str, list[tuple[float, float, int, float]]] = {w: [] for w in ways}
         for _ in range(args.runs):
             for name, (cmd, env) in ways.items():
                 cold = {**env, "ANSIBLE_SSH_CONTROL_PATH_DIR": tempfile.mkdtemp()}  # no masters
@@ -135,13 +166,16 @@ def main() -> None:
         first = next(iter(samples.values()))
         base_wall = statistics.median(s[0] for s in first)
         base_cpu = statistics.median(s[1] for s in first)
+        tuned = statistics.median(s[0] for s in samples["ansible-playbook, tuned cfg"])
         print(f"\n{args.action} on {count} lab hosts, {args.runs} cold run(s) each, medians")
         for name, runs in samples.items():
             wall = statistics.median(s[0] for s in runs)
             cpu = statistics.median(s[1] for s in runs)
+            peak = max(s[3] for s in runs)
             rcs = sorted({s[2] for s in runs})
-            print(f"  {name:<42} wall {wall:6.1f}s ({wall / base_wall:4.2f}x)  "
-                  f"cpu {cpu:6.1f}s ({cpu / base_cpu:4.2f}x)  exit {rcs}")
+            print(f"  {name:<42} wall {wall:6.1f}s ({wall / base_wall:4.2f}x, "
+                  f"{wall / tuned:4.2f}x tuned)  cpu {cpu:6.1f}s ({cpu / base_cpu:4.2f}x)  "
+                  f"peak {peak:5.0f} MiB  exit {rcs}")
 
 
 if __name__ == "__main__":

@@ -18,11 +18,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from typing import TYPE_CHECKING, Any
 
 from autoops.common import reasons
 from autoops.common.canonical import canonical_json
@@ -37,6 +33,12 @@ from autoops.errors import (
     GrantScopeError,
     GrantTtlError,
 )
+
+if TYPE_CHECKING:  # cryptography is loaded where a key is used: most commands use none
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
 
 TOKEN_PREFIX = "aog1"  # noqa: S105 - a format tag, not a secret
 GRANT_ID = r"^g-[0-9a-f]{12}$"
@@ -179,6 +181,11 @@ def new_grant(*, env: str, actions: Sequence[str], max_risk: Risk, hosts: str | 
 
 def generate_keypair() -> tuple[bytes, bytes]:
     """(private PEM, public PEM) of a new Ed25519 key."""
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (  # noqa: PLC0415
+        Ed25519PrivateKey,
+    )
+
     private = Ed25519PrivateKey.generate()
     return (private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                   serialization.NoEncryption()),
@@ -186,11 +193,18 @@ def generate_keypair() -> tuple[bytes, bytes]:
 
 
 def _public_pem(key: Ed25519PublicKey) -> bytes:
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+
     return key.public_bytes(serialization.Encoding.PEM,
                             serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def private_key(private_pem: bytes) -> Ed25519PrivateKey:
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (  # noqa: PLC0415
+        Ed25519PrivateKey,
+    )
+
     try:
         key = serialization.load_pem_private_key(private_pem, password=None)
     except (ValueError, TypeError) as exc:
@@ -205,6 +219,11 @@ def public_of(private_pem: bytes) -> bytes:
 
 
 def load_public(public_pem: bytes) -> Ed25519PublicKey:
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (  # noqa: PLC0415
+        Ed25519PublicKey,
+    )
+
     try:
         key = serialization.load_pem_public_key(public_pem)
     except (ValueError, TypeError) as exc:
@@ -215,6 +234,8 @@ def load_public(public_pem: bytes) -> Ed25519PublicKey:
 
 
 def key_id(public_pem: bytes) -> str:
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+
     raw = load_public(public_pem).public_bytes(serialization.Encoding.Raw,
                                                serialization.PublicFormat.Raw)
     return "ed25519:" + hashlib.sha256(raw).hexdigest()[:16]
@@ -265,6 +286,8 @@ def parse_token(token: str) -> tuple[Grant, bytes, bytes]:
 
 def verify(token: str, public_keys: Mapping[str, bytes]) -> Grant:
     """The grant, if its signature verifies against its environment's public key."""
+    from cryptography.exceptions import InvalidSignature  # noqa: PLC0415
+
     grant, payload, signature = parse_token(token)
     public_pem = public_keys.get(grant.env)
     if public_pem is None:

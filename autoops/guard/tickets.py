@@ -31,8 +31,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-
 from autoops.common.canonical import canonical_json
 from autoops.common.files import create_private, ensure_dir
 from autoops.errors import StateError
@@ -117,6 +115,8 @@ def node_valid(public_pem: bytes, ticket: str, *, run_id: str, action: str, env:
     match = re.fullmatch(r"aon1\.([0-9]{1,12})\.([A-Za-z0-9_-]{86})", str(ticket))
     if match is None or int(match.group(1)) < now.timestamp():
         return False
+    from cryptography.exceptions import InvalidSignature  # noqa: PLC0415
+
     fields = {"run_id": run_id, "action": action, "env": env, "check_mode": bool(check_mode),
               "params": dict(params), "hosts": sorted(hosts), "content": content}
     try:

@@ -220,3 +220,35 @@ def test_kill_9_leaves_a_verifiable_log_and_is_recorded_next_start(settings: Set
         assert sum(r["type"] == "run.interrupted" for r in records(settings, run_id)) == 1
     finally:
         kill_matching("sleep 417$")
+
+
+def test_audit_prune_reindex_and_verify_from_the_command_line(settings: Settings,
+                                                               tmp_path: Path) -> None:
+    """An old log in segments: prune archives and drops them, verify says from where."""
+    import gzip
+
+    from autoops.audit.log import AuditLog
+    from autoops.state.db import StateDB
+
+    old = AuditLog(settings.audit_path, StateDB(settings.db_path), segment_bytes=2000,
+                   clock=lambda: "2026-01-05T10:00:00.000000Z")
+    for i in range(40):
+        old.append(run_id=f"old{i % 3}", type_="task.result", actor="a", env="local",
+                   action="health", data={"i": i}, durable=i % 10 == 0)
+    archive = tmp_path / "audit-2026-01.jsonl.gz"
+    pruned = one_json(run_script(settings, "audit", "prune", "--before", "2026-02-01",
+                                 "--archive", str(archive), "--json"))
+    count = int(str(pruned["pruned"]))
+    assert count > 0
+    assert gzip.decompress(archive.read_bytes()).count(b"\n") == count
+    again = run_script(settings, "audit", "prune", "--before", "2026-02-01",
+                       "--archive", str(archive))
+    assert again.returncode == ExitStatus.BAD_INPUT
+    assert "exists already" in again.stderr
+    verify = run_script(settings, "audit", "verify")
+    assert verify.returncode == 0, verify.stderr
+    assert f"from seq {int(str(pruned['through_seq'])) + 1}" in verify.stdout
+    (settings.state_dir / "audit" / "index.sqlite").unlink()
+    assert int(str(one_json(run_script(settings, "audit", "reindex", "--json"))["indexed"])) > 0
+    shown = one_json(run_script(settings, "audit", "query", "--type", "audit.pruned", "--json"))
+    assert len(shown["records"]) == 1  # type: ignore[arg-type]
