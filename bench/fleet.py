@@ -5,6 +5,8 @@
    plain ansible-playbook at Ansible's defaults,
 1. plain ansible-playbook at Ansible's default settings (only the content paths set),
 2. ansible-playbook with this repository's tuned ansible.cfg,
+2b. ansible-runner (its own CLI) running the same playbook with the same config: what
+   ansible-runner's event stream costs by itself, before autoops adds anything,
 3. ``autoops run ACTION --env lab`` (gate, audit, ansible-runner),
 4. for ``--action watch`` on the whole lab: ``autoops watch --env lab``, the full loop
    (readings, judging on the controller, findings in state.db, metrics, notices).
@@ -115,9 +117,14 @@ def ways_for(action: str, count: int, size: int, envs: dict[str, dict[str, str]]
     if action == "watch":
         ways["ansible-playbook, defaults, task by task"] = (
             [*playbook[:-1], "bench/plain/watch-tasks.yml"], envs["defaults"])
+    runner = [str(BIN / "ansible-runner"), "run", tempfile.mkdtemp(), "--project-dir",
+              str(REPO), "-p", f"playbooks/{action}.yml", "--inventory",
+              str(REPO / "inventories" / "lab"), "--limit", limit, "-q"]
     ways |= {
         "ansible-playbook, defaults": (playbook, envs["defaults"]),
         "ansible-playbook, tuned cfg": (playbook, envs["tuned"]),
+        "ansible-runner run, tuned cfg": (runner, {**envs["tuned"], "PATH": f"{BIN}:"
+                                                   f"{envs['tuned'].get('PATH', '')}"}),
         f"autoops run {action}": (run, envs["tuned"]),
     }
     if action == "watch" and count == size:

@@ -44,6 +44,7 @@ PRESENTED = frozenset({"autoops_grant", "autoops_approval"})
 FRONTEND_VAR = re.compile(r"^(awx|tower)_[a-z0-9_]{1,48}$")
 SEMAPHORE_VAR = "semaphore_vars"
 _ACTOR_JUNK = re.compile(r"[^A-Za-z0-9._+-]+")
+_NAMED_LIMIT = 480  # a --limit autoops takes is at most 512 characters
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class Launch:
     check_mode: bool
     options: Mapping[str, Any] = field(default_factory=dict)  # tags, skip_tags, start_at_task…
     pid: int = 0  # the ansible-playbook process that holds the run
+    limit: str | None = None  # the launch's own --limit, as given
 
 
 @dataclass(frozen=True)
@@ -270,11 +272,16 @@ def _front_door(app: Autoops, action: Action, env: str, foreign: bool,
 
     request = RunRequest(
         action=action.name, env=env, params={k: v for k, v in extra.items() if k in declared},
-        limit=",".join(launch.hosts) or None, check_mode=launch.check_mode,
+        limit=_limit_of(launch), check_mode=launch.check_mode,
         actor=actor_of(origin), grant=_text(extra.get("autoops_grant")),
         approval=_text(extra.get("autoops_approval")))
 
     def inspect(the_plan: Plan) -> None:
+        if set(the_plan.hosts) != set(launch.hosts):
+            raise GuardRefusedError(
+                f"this launch targets {len(launch.hosts)} hosts, but its limit selects "
+                f"{len(the_plan.hosts)} in inventories/{env}; nothing ran",
+                remedy=f"Sync the front-end's inventory from inventories/{env}.")
         if foreign:
             secrets = app.context.secret_store.key_names(env).values()
             check_inventory(env, launch, inventory.host_vars(
@@ -283,6 +290,15 @@ def _front_door(app: Autoops, action: Action, env: str, foreign: bool,
 
     attempt = app.runs.admit(request, origin, launch.pid, inspect=inspect)
     return Admitted(attempt.run_id, "frontdoor", env, attempt.actor, attempt.plan.hosts)
+
+
+def _limit_of(launch: Launch) -> str | None:
+    """The plan's limit: the launch's hosts by name, or its own pattern when they are many.
+
+    Either way the plan's hosts must then be the launch's (checked in ``inspect``).
+    """
+    named = ",".join(sorted(launch.hosts))
+    return named if len(named) <= _NAMED_LIMIT else launch.limit
 
 
 def check_inventory(env: str, launch: Launch, expected: Mapping[str, Mapping[str, Any]],

@@ -10,7 +10,6 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -23,7 +22,7 @@ from autoops.lab import nodes as lab_nodes
 from autoops.run import runner
 from tests.conftest import REPO, VENV_BIN, cli_env, run_cli
 from tests.fleet.conftest import Lab, lab_secrets
-from tests.integration.conftest import records, wait_for
+from tests.integration.conftest import records, sent_specs, wait_for
 
 pytestmark = pytest.mark.fleet
 NODE = "autoops-lab-node1"
@@ -191,14 +190,7 @@ def test_a_node_refuses_a_run_signed_by_a_key_it_does_not_trust(
 
 def test_a_replayed_node_job_is_refused(app: Autoops, lab: Lab,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    sent: list[runner.RunSpec] = []
-    real = runner.execute
-
-    def keep(spec: runner.RunSpec, *args: Any, **kwargs: Any) -> runner.RunOutcome:
-        sent.append(spec)
-        return real(spec, *args, **kwargs)
-
-    monkeypatch.setattr(runner, "execute", keep)
+    sent, real = sent_specs(monkeypatch)
     first = app.run(RunRequest("health", "lab", limit="web1"))
     assert first.status is ExitStatus.OK, first.results
     seen: list[runner.HostResult] = []

@@ -169,3 +169,18 @@ def receiver() -> Iterator[Receiver]:
     """A Telegram-compatible (and webhook) HTTP receiver on loopback."""
     with serving() as server:
         yield server
+
+
+def sent_specs(monkeypatch: pytest.MonkeyPatch) -> tuple[list[Any], Callable[..., Any]]:
+    """Keep every RunSpec the engine hands the runner; (the list, the real execute)."""
+    from autoops.run import runner
+
+    sent: list[runner.RunSpec] = []
+    real = runner.execute
+
+    def keep(spec: runner.RunSpec, *args: Any, **kwargs: Any) -> runner.RunOutcome:
+        sent.append(spec)
+        return real(spec, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "execute", keep)
+    return sent, real

@@ -26,10 +26,9 @@ from autoops.engine import Autoops, RunRequest
 from autoops.errors import NodeFailedError
 from autoops.exits import ExitStatus
 from autoops.guard import grants, tickets
-from autoops.run import runner
 from autoops.settings import Settings
 from tests.conftest import CACHE_DIR
-from tests.integration.conftest import records
+from tests.integration.conftest import records, sent_specs
 
 pytestmark = pytest.mark.integration
 
@@ -119,14 +118,7 @@ def test_content_that_is_not_what_was_approved_runs_nothing(
 
 def test_the_same_job_sent_again_is_refused(app: Autoops, monkeypatch: pytest.MonkeyPatch,
                                             tmp_path: Path) -> None:
-    sent: list[runner.RunSpec] = []
-    real = runner.execute
-
-    def keep(spec: runner.RunSpec, *args: Any, **kwargs: Any) -> runner.RunOutcome:
-        sent.append(spec)
-        return real(spec, *args, **kwargs)
-
-    monkeypatch.setattr(runner, "execute", keep)
+    sent, real = sent_specs(monkeypatch)
     marker = tmp_path / "ran"
     first = app.run(RunRequest("test-echo", "local", {"text": "once", "dest": str(marker)}))
     assert first.status is ExitStatus.OK, first.results

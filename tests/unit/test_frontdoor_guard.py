@@ -156,3 +156,16 @@ def test_a_copy_that_says_anything_else_is_refused(change: dict[str, Any], messa
 def test_a_host_the_project_does_not_have_is_refused() -> None:
     with pytest.raises(GuardRefusedError, match="not in inventories/staging"):
         guard.check_inventory("staging", launch(hosts=("web9",)), PROJECT_VARS)
+
+
+def test_a_launch_on_many_hosts_is_planned_with_its_own_limit() -> None:
+    """Named host by host while that fits a limit; past that, the launch's own pattern (the
+    plan's hosts must then equal the launch's, which the gate checks)."""
+    from autoops.frontdoors.guard import _limit_of
+
+    few = launch(hosts=("web2", "web1"), limit="web")
+    assert _limit_of(few) == "web1,web2"
+    many = launch(hosts=tuple(f"host-{i:03d}.staging.example.com" for i in range(200)),
+                  limit="all[0:199]")
+    assert _limit_of(many) == "all[0:199]"
+    assert _limit_of(launch(hosts=many.hosts, limit=None)) is None

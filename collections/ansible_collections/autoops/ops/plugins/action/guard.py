@@ -92,6 +92,7 @@ class ActionModule(ActionBase):  # type: ignore[misc] # untyped base
                      "step": context.CLIARGS.get("step"),
                      **{name: context.CLIARGS.get(name) for name in _CONNECTION_OPTIONS}},
             pid=os.getppid(),  # the worker's parent: ansible-playbook, which holds the run
+            limit=context.CLIARGS.get("subset") or None,
         )
         try:
             admitted = _admitted(Settings.from_environ(), launch, admit, admit_ticketed,
