@@ -736,6 +736,8 @@ def work(kwargs: Mapping[str, Any], data_dir: Path, output: IO[bytes],
     """
     from ansible_runner.streaming import Worker  # noqa: PLC0415 - only on a node
 
+    _prompt_close()
+
     class _Worker(Worker):  # type: ignore[misc] # untyped base
         def artifacts_handler(self, _artifact_dir: str) -> None:
             return None
