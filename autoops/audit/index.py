@@ -6,13 +6,18 @@ environment, action, actor and time, and → segment and byte offset, so ``audit
 the truth. It is written with the records (without fsync: a crash may leave it behind,
 never wrong), caught up from the segments when it is behind, and rebuilt from them by
 ``audit reindex`` or whenever it does not match them.
+
+It knows whether it covers the log without a gap (``coverage``): only a rebuild makes it
+complete, and a batch of rows that does not follow the last one (an append whose rows
+were lost) makes it incomplete again, so the next query rebuilds it rather than answer
+from a part.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +31,8 @@ CREATE INDEX IF NOT EXISTS records_actor ON records(actor);
 CREATE INDEX IF NOT EXISTS records_env_action ON records(env, action);
 CREATE INDEX IF NOT EXISTS records_type ON records(type);
 CREATE INDEX IF NOT EXISTS records_ts ON records(ts);
+CREATE TABLE IF NOT EXISTS coverage (id INTEGER PRIMARY KEY CHECK (id = 1),
+  complete INTEGER NOT NULL, next INTEGER NOT NULL);
 """
 
 Row = tuple[int, str, str, str, str, str, str, int, int, int]
@@ -74,15 +81,30 @@ class Index:
             self._db.close()
             self._db = None
 
-    def add(self, rows: Iterable[Row]) -> None:
+    def add(self, rows: Sequence[Row], *, complete_through: int | None = None) -> None:
+        """Add rows (in seq order); ``complete_through``: a rebuild covered the log to there."""
         db = self._connect()
-        db.execute("BEGIN")
+        db.execute("BEGIN IMMEDIATE")
         try:
             db.executemany("INSERT OR REPLACE INTO records VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+            if complete_through is not None:
+                db.execute("INSERT OR REPLACE INTO coverage VALUES (1, 1, ?)",
+                           (complete_through + 1,))
+            elif rows:
+                row = db.execute("SELECT complete, next FROM coverage").fetchone()
+                follows = (row is None and rows[0][0] == 1) or (  # a log's first record
+                    row is not None and row[0] and rows[0][0] == row[1])
+                db.execute("INSERT OR REPLACE INTO coverage VALUES (1, ?, ?)",
+                           (1 if follows else 0, rows[-1][0] + 1))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+    def complete(self) -> bool:
+        """Whether the rows cover the log without a gap (as far as the index knows)."""
+        row = self._connect().execute("SELECT complete FROM coverage").fetchone()
+        return bool(row and row[0])
 
     def last(self) -> Where | None:
         row = self._connect().execute(
@@ -118,7 +140,23 @@ class Index:
         self._connect().execute("DELETE FROM records WHERE seq <= ?", (seq,))
 
     def reset(self) -> None:
-        """Forget everything (the caller rebuilds from the segments)."""
+        """Forget every row (the caller rebuilds from the segments).
+
+        In place, in a transaction: other processes may have the index open, and a
+        database deleted under their feet is one they corrupt. Only a file SQLite no
+        longer reads is removed (:meth:`discard`).
+        """
+        try:
+            db = self._connect()
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("DELETE FROM records")
+            db.execute("DELETE FROM coverage")
+            db.execute("COMMIT")
+        except sqlite3.DatabaseError:
+            self.discard()
+
+    def discard(self) -> None:
+        """Remove an index SQLite cannot read (corrupt, or not a database)."""
         self.close()
         for suffix in ("", "-wal", "-shm"):
             Path(f"{self.path}{suffix}").unlink(missing_ok=True)

@@ -23,6 +23,7 @@ import gzip
 import hashlib
 import json
 import os
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -270,12 +271,9 @@ class AuditLog:
         segments.sync_dir(self.path.parent)
 
     def _index(self, rows: list[Row]) -> None:
-        """Index what was written; the index is a cache, so a failure only drops it."""
-        try:
+        """Index what was written; the index is a cache: what fails here is caught up later."""
+        with contextlib.suppress(sqlite3.Error):
             self.index.add(rows)
-        except Exception:  # noqa: BLE001 - rebuilt from the segments on the next query
-            with contextlib.suppress(Exception):
-                self.index.reset()
 
     def checkpoint(self) -> tuple[int, str] | None:
         """Make the newest record durable and witness its seq and hash; None if the log is empty.
@@ -311,14 +309,22 @@ class AuditLog:
                         yield rec
 
     def query(self, query: Query, limit: int | None = None) -> list[dict[str, Any]]:
-        """Matching records, oldest first (the newest ``limit``), read through the index."""
+        """Matching records, oldest first (the newest ``limit``), read through the index.
+
+        The index is a cache: one that does not match the log is rebuilt, one SQLite cannot
+        read is replaced, and if neither helps the segments are read whole.
+        """
         for attempt in range(2):
-            self.sync_index(rebuild=attempt > 0)
-            found = self._read(self.index.find(query.filters(), limit))
+            try:
+                self.sync_index(rebuild=attempt > 0)
+                found = self._read(self.index.find(query.filters(), limit))
+            except sqlite3.DatabaseError:
+                self.index.discard()
+                continue
             if found is not None:
                 return [rec for rec in found if query.matches(rec)]
-        raise AuditBrokenError("the audit index does not match the log even after a rebuild",
-                               remedy="`autoops audit verify` says what is wrong with the log.")
+        scanned = [rec for rec in self.records() if query.matches(rec)]
+        return scanned[-limit:] if limit else scanned
 
     def _read(self, places: Sequence[Any]) -> list[dict[str, Any]] | None:
         """The records at ``places``; None when one is not where the index says."""
@@ -353,7 +359,7 @@ class AuditLog:
         is indexed is what is there.
         """
         with self._locked():
-            if rebuild:
+            if rebuild or not self.index.complete():
                 self.index.reset()
             last = self.index.last()
             tail = self.layout.last_line()
@@ -387,9 +393,10 @@ class AuditLog:
                 except (ValueError, KeyError, TypeError):
                     continue  # not a record: verify names it; the index skips it
                 if len(rows) >= 10_000:
-                    self.index.add(rows)
+                    self.index.add(rows, complete_through=rows[-1][0])
                     count, rows = count + len(rows), []
-        self.index.add(rows)
+        newest = seq_and_hash(tail)[0] if (tail := self.layout.last_line()) else 0
+        self.index.add(rows, complete_through=rows[-1][0] if rows else newest)
         return count + len(rows)
 
     def reindex(self) -> int:

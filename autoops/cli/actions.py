@@ -143,6 +143,8 @@ def _finished(result: RunResult, output: Output) -> ExitStatus:
 
 def cmd_promote(app: Autoops, args: argparse.Namespace, output: Output,
                 stdin: TextIO) -> ExitStatus:
+    from autoops.engine import RunRequest  # noqa: PLC0415
+
     if args.evidence:
         revision = None
         if args.revision:  # pinned to its commit as the deploy would be (a preview's plan)
