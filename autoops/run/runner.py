@@ -229,20 +229,19 @@ class Standby:
     process: subprocess.Popen[bytes]
     data_dir: Path
     run_id: str
+    started: str = ""  # the worker's start time: with its pid, how a later autoops finds it
     used: bool = False
 
     def discard(self) -> None:
         if self.used:
             return
         self.used = True
-        if self.process.stdin is not None:  # no run comes: it reads the end and leaves
+        if self.process.stdin is not None:
             with contextlib.suppress(OSError):
                 self.process.stdin.close()
-        try:
-            self.process.wait(timeout=_STOP_GRACE)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        # It was sent nothing, so it has started nothing: no need to wait out its imports.
+        self.process.kill()
+        self.process.wait()
         for pipe in (self.process.stdout, self.process.stderr):
             if pipe is not None:
                 with contextlib.suppress(OSError):
@@ -267,8 +266,9 @@ def standby(run_id: str, *, runs_dir: Path, python: Path, project_dir: Path,
     except BaseException:
         shutil.rmtree(data_dir, ignore_errors=True)
         raise
-    on_worker(process.pid, process_start_time(process.pid) or "")
-    return Standby(process, data_dir, run_id)
+    started = process_start_time(process.pid) or ""
+    on_worker(process.pid, started)
+    return Standby(process, data_dir, run_id, started)
 
 
 def execute(spec: RunSpec, on_result: Callable[[HostResult], None],
@@ -473,6 +473,7 @@ def worker_main(argv: list[str]) -> int:
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda _s, _f: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # autoops decides what Ctrl-C means
+    _warm_up()  # while autoops still decides the run
     try:
         order = json.loads(sys.stdin.buffer.read())
     except ValueError:  # its run was refused: autoops closed the pipe without one
@@ -495,6 +496,13 @@ def worker_main(argv: list[str]) -> int:
         status = "canceled" if stop.is_set() else "failed"
     channel.send({"kind": "outcome", "status": status, "rc": rc, "killed": killed})
     return 0
+
+
+def _warm_up() -> None:
+    """Load ansible-runner before the run arrives: its import is off the run's critical path."""
+    import ansible_runner  # noqa: F401, PLC0415 - only the worker loads ansible-runner
+
+    _prompt_close()
 
 
 def _prepare(data_dir: Path, order: Mapping[str, Any], vars_ref: str) -> str:
@@ -538,9 +546,7 @@ def _prompt_close() -> None:
 
 def _run_playbook(order: Mapping[str, Any], channel: _Channel,
                   stop: threading.Event) -> tuple[str, int]:
-    import ansible_runner  # noqa: PLC0415 - only the worker loads ansible-runner
-
-    _prompt_close()
+    import ansible_runner  # noqa: PLC0415 - only the worker loads ansible-runner (warm)
 
     data_dir = Path(order["data_dir"])
     cmdline = _prepare(data_dir, order, str(data_dir / "autoops-extravars.yml"))

@@ -182,10 +182,12 @@ class Runs:
         requested and again once its hosts are locked, just before anything executes.
         """
         self.recovery.recover()
-        attempt = self._begin(request)
-        ready = self._standby(attempt)  # its start-up overlaps the decision; runs nothing yet
+        run_id = new_run_id(self.ctx.clock())
+        ready = self._standby(run_id)  # its start-up overlaps the plan and the decision
         locked = False
         try:
+            attempt = self._begin(request, run_id=run_id)
+            self.ctx.db.runs.set_worker(run_id, ready.process.pid, ready.started)
             self._promotion(attempt)
             with attempt.refusing("refused"):  # a key that cannot open the files stops it
                 loaded = self.ctx.secret_store.load_for_run(attempt.plan.env)
@@ -200,16 +202,19 @@ class Runs:
         finally:
             ready.discard()  # a refused run's worker ends here (a used one did already)
             if locked:
-                self.recovery.locks.release(attempt.run_id)
+                self.recovery.locks.release(run_id)
 
-    def _standby(self, attempt: Attempt) -> runner.Standby:
-        """The run's worker, started now; recorded, so a later autoops can end it."""
+    def _standby(self, run_id: str) -> runner.Standby:
+        """The run's worker, started before the run is registered; :meth:`run` records it.
+
+        It runs nothing until it is sent the run, carries the run's mark, and dies with
+        autoops (or reads the end of its pipe), so it needs no record until then.
+        """
         settings = self.ctx.settings
         return runner.standby(
-            attempt.run_id, runs_dir=settings.runs_dir, python=settings.python,
+            run_id, runs_dir=settings.runs_dir, python=settings.python,
             project_dir=settings.project_dir,
-            environ=settings.child_environ(settings.locator_environ()),
-            on_worker=lambda pid, start: self.ctx.db.runs.set_worker(attempt.run_id, pid, start))
+            environ=settings.child_environ(settings.locator_environ()))
 
     def request_approval(self, request: RunRequest) -> None:
         """Record a two-person request for a plan, and never run it (agents ask this way).
@@ -322,7 +327,7 @@ class Runs:
             attempt.record("run.promotion", attempt.promotion)
 
     def _begin(self, request: RunRequest, *, origin: Mapping[str, Any] | None = None,
-               pid: int | None = None) -> Attempt:
+               pid: int | None = None, run_id: str | None = None) -> Attempt:
         """Register the run and record what was asked, before anything is decided.
 
         ``origin`` is the front-end that runs the playbook itself (AWX, Semaphore, a plain
@@ -330,7 +335,7 @@ class Runs:
         """
         who = self.ctx.principal(request.actor)
         the_plan = self._build(request)
-        run_id = new_run_id(self.ctx.clock())
+        run_id = run_id or new_run_id(self.ctx.clock())
         pid = os.getpid() if pid is None else pid
         self.ctx.db.runs.register(RunRow(
             run_id=run_id, pid=pid, pid_start=process_start_time(pid) or "", env=the_plan.env,
