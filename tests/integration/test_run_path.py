@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from autoops.common.procs import RUN_MARK
 from autoops.engine import Autoops, RunRequest
 from autoops.errors import (
     ApprovalRequiredError,
@@ -105,6 +106,35 @@ def test_denied_run_is_audited_and_runs_nothing(app: Autoops, settings: Settings
     assert [r["type"] for r in recs] == ["run.requested", "run.decision", "run.finished"]
     assert recs[1]["data"]["decision"]["rule"] == "action-env"
     assert recs[2]["data"]["status"] == "denied"
+
+
+def _run_workers() -> list[int]:
+    """This process's children carrying a run's mark: the workers it started."""
+    needle, found = f"{RUN_MARK}=".encode(), []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat_line = (entry / "stat").read_text()
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        parent = int(stat_line.rsplit(")", 1)[1].split()[1])
+        if parent == os.getpid() and any(v.startswith(needle) for v in environ.split(b"\0")):
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize("request_", [
+    RunRequest("test-echo", "production", {"text": "x", "dest": "/tmp/x"}),  # denied
+    RunRequest("test-echo", "local", {"text": "x", "nope": 1}),  # no plan: a bad parameter
+], ids=["denied", "bad-parameter"])
+def test_a_refused_run_leaves_no_worker_behind(app: Autoops, settings: Settings,
+                                               request_: RunRequest) -> None:
+    """The worker starts before the run is decided; a refusal ends it, sent nothing."""
+    assert _run_workers() == []
+    with pytest.raises((PolicyDeniedError, ParamInvalidError)):
+        app.run(request_)
+    assert _run_workers() == []
+    assert list(settings.runs_dir.iterdir()) == []
 
 
 def test_approval_without_a_terminal_runs_nothing(app: Autoops, settings: Settings) -> None:
