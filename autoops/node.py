@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import io
 import json
@@ -63,6 +64,7 @@ from autoops.common.procs import (
 )
 from autoops.core.catalog import Catalog
 from autoops.core.plan import content_digest
+from autoops.errors import AutoopsError
 from autoops.guard import tickets
 from autoops.run import remote, runner
 from autoops.settings import Settings
@@ -192,6 +194,13 @@ def check_job(job: bytes, data_dir: Path, run_id: str, settings: Settings) -> Ch
     if public is None:
         raise JobRefused(f"this node trusts no controller for {env} "
                          f"(~/.config/autoops/node-trust/{env}.pub)")
+    try:
+        name = tickets.node_name(settings.config_dir, env)
+    except AutoopsError as exc:
+        raise JobRefused(exc.message) from exc
+    if name is None:
+        raise JobRefused(f"this node has no name for {env} "
+                         f"(~/.config/autoops/node-trust/{env}.name: its name in nodes/{env}.yml)")
     hosts = extra.get("autoops_hosts")
     if not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
         raise JobRefused("the job does not name its hosts")
@@ -204,9 +213,10 @@ def check_job(job: bytes, data_dir: Path, run_id: str, settings: Settings) -> Ch
     now = datetime.now(UTC)
     if not tickets.node_valid(public, ticket, run_id=run_id, action=action, env=env,
                               check_mode=check_mode, params=params, hosts=hosts,
-                              content=content_digest(project, inventory), now=now):
-        raise JobRefused("its ticket is not the controller's signature over this run and this "
-                         "content, or has expired")
+                              content=content_digest(project, inventory), node=name,
+                              now=now):
+        raise JobRefused(f"its ticket is not the controller's signature over this run, this "
+                         f"content and this node ({name}), or has expired")
     playbook = Catalog.load(project / "catalog.yml", project).get(action).playbook
     expected = {"playbook": playbook, "inventory": f"project/inventories/{env}",
                 "cmdline": f"-e @../{_EXTRAVARS}" + (" --check --diff" if check_mode else ""),
@@ -383,8 +393,12 @@ def info(output: IO[bytes]) -> int:
     config = Settings.from_environ().config_dir
     trusted = {path.stem: "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()[:16]
                for path in sorted((config / "node-trust").glob("*.pub"))}
+    names = {}
+    for env in trusted:
+        with contextlib.suppress(AutoopsError):
+            names[env] = tickets.node_name(config, env)
     search = f"{Path(sys.executable).parent}:{_NODE_PATH}"
-    found = {"autoops": __version__, "trusts": trusted, "python": sys.version.split()[0],
+    found = {"autoops": __version__, "trusts": trusted, "names": names, "python": sys.version.split()[0],
              "ansible_runner": version("ansible-runner"), "ansible_core": version("ansible-core"),
              "ssh_agent": shutil.which("ssh-agent", path=search) is not None,
              "ansible_playbook": shutil.which("ansible-playbook", path=search) is not None,

@@ -54,9 +54,15 @@ def _trust(app: Autoops, env: str, output: Output) -> ExitStatus:
 
     public = app.context.node_trust(env).decode()
     where = f"~/.config/autoops/node-trust/{env}.pub"
+    name_file = f"~/.config/autoops/node-trust/{env}.name"
+    names = [n.name for n in app.context.nodes(env).nodes]
     output.text(f"# Install on each of {env}'s execution nodes, for the account runs log in as,\n"
-                f"# as {where} (it signs nothing; the private half stays here):\n{public}")
+                f"# as {where} (it signs nothing; the private half stays here):\n{public}"
+                f"# and write the node's own name in nodes/{env}.yml into {name_file}\n"
+                f"# (a job signed for one node is refused by every other):\n"
+                + "".join(f"#   on {n}: echo {n} > {name_file}\n" for n in names))
     output.document({"env": env, "public_key": public, "install_as": where,
+                     "name_as": name_file, "names": names,
                      "fingerprint": nodes.fingerprint(public.encode())})
     return ExitStatus.OK
 

@@ -11,9 +11,11 @@ but that run's own ansible-playbook.
 A run on an execution node has no state.db to look in, and the node must not take a job
 just because someone could reach it over SSH. Its ticket (``aon1.``) is an Ed25519
 signature by the environment's node key, which only the controller holds, over the same
-fields, the digest of the content the node received and an expiry; the node holds only the
-public key (``node-trust/ENV.pub``, installed once), checks the signature, the content
-and the time, and takes each run id once (:func:`first_use`).
+fields, the node it is meant for, the digest of the content the node received and an
+expiry; the node holds only the public key (``node-trust/ENV.pub``, installed once) and the
+name it has in ``nodes/ENV.yml`` (``node-trust/ENV.name``), checks the signature for that
+name, the content and the time, and takes each run id once (:func:`first_use`). So a job
+for one node is refused by every other node of the environment.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Any
 
 from autoops.common.canonical import canonical_json
 from autoops.common.files import create_private, ensure_dir
+from autoops.core.nodes import NODE_NAME
 from autoops.errors import StateError
 from autoops.guard import grants
 
@@ -98,11 +101,12 @@ def _node_body(fields: Mapping[str, Any], expires: int) -> bytes:
 
 
 def sign_node(private_pem: bytes, *, run_id: str, action: str, env: str, check_mode: bool,
-              params: Mapping[str, Any], hosts: Sequence[str], content: str,
+              params: Mapping[str, Any], hosts: Sequence[str], content: str, node: str,
               expires: datetime) -> str:
-    """A node run's ticket: the controller's signature, good until ``expires``."""
+    """A node run's ticket for node ``node``: the controller's signature, good until ``expires``."""
     fields = {"run_id": run_id, "action": action, "env": env, "check_mode": bool(check_mode),
-              "params": dict(params), "hosts": sorted(hosts), "content": content}
+              "params": dict(params), "hosts": sorted(hosts), "content": content,
+              "node": node}
     until = int(expires.timestamp())
     signature = grants.private_key(private_pem).sign(_node_body(fields, until))
     return f"{NODE_PREFIX}{until}.{base64.urlsafe_b64encode(signature).decode().rstrip('=')}"
@@ -110,15 +114,16 @@ def sign_node(private_pem: bytes, *, run_id: str, action: str, env: str, check_m
 
 def node_valid(public_pem: bytes, ticket: str, *, run_id: str, action: str, env: str,
                check_mode: bool, params: Mapping[str, Any], hosts: Sequence[str], content: str,
-               now: datetime) -> bool:
-    """Whether ``ticket`` is the controller's signature over exactly this run, still in time."""
+               node: str, now: datetime) -> bool:
+    """Whether ``ticket`` is the controller's signature over exactly this run on ``node``, in time."""
     match = re.fullmatch(r"aon1\.([0-9]{1,12})\.([A-Za-z0-9_-]{86})", str(ticket))
     if match is None or int(match.group(1)) < now.timestamp():
         return False
     from cryptography.exceptions import InvalidSignature  # noqa: PLC0415
 
     fields = {"run_id": run_id, "action": action, "env": env, "check_mode": bool(check_mode),
-              "params": dict(params), "hosts": sorted(hosts), "content": content}
+              "params": dict(params), "hosts": sorted(hosts), "content": content,
+              "node": node}
     try:
         grants.load_public(public_pem).verify(
             base64.urlsafe_b64decode(match.group(2) + "=="),
@@ -148,6 +153,21 @@ def trusted_node_key(config_dir: Path, env: str) -> bytes | None:
         return None
     except OSError as exc:
         raise StateError(f"cannot read the trusted node key for {env}: {exc.strerror}") from None
+
+
+def node_name(config_dir: Path, env: str) -> str | None:
+    """On a node: the name it has in ``env``'s ``nodes/ENV.yml`` (``node-trust/ENV.name``)."""
+    path = config_dir / "node-trust" / f"{env}.name"
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StateError(f"cannot read this node's name for {env} ({path}): {exc}") from None
+    if not re.fullmatch(NODE_NAME, text):
+        raise StateError(f"{path} holds no node name (lowercase letters, digits and '-')",
+                         remedy=f"Write the node's name in nodes/{env}.yml into {path}.")
+    return text
 
 
 def expiry_of(ticket: str) -> datetime:

@@ -102,7 +102,7 @@ def add(paths: LabPaths, count: int, source_dir: Path, trust: bytes,
         manager.start_host(engine, tag, node, pubkey)
     manager.wait_for_ssh(added, paths.known_hosts, progress, append=True)
     for node in added:  # after its init wrote authorized_keys: the forced command replaces it
-        _provision(engine, node.container, trust, pubkey)
+        _provision(engine, node.container, node.name, trust, pubkey)
     declared = [{"name": n.name, "host": "127.0.0.1", "port": n.port, "user": "autoops",
                  "identity_file": str(paths.key), "known_hosts": str(paths.known_hosts)}
                 for n in added]
@@ -117,16 +117,20 @@ def add(paths: LabPaths, count: int, source_dir: Path, trust: bytes,
     return declared
 
 
-def _provision(engine: Engine, container: str, public_pem: bytes, pubkey: str) -> None:
+def _provision(engine: Engine, container: str, name: str, public_pem: bytes,
+               pubkey: str) -> None:
     """What the README says a node needs besides autoops.
 
-    The controller's lab key (``autoops nodes trust --env lab``), and the controller's SSH
-    key limited to autoops' node verbs (the forced command).
+    The controller's lab key and the node's name in nodes/lab.yml (``autoops nodes trust
+    --env lab``), and the controller's SSH key limited to autoops' node verbs (the forced
+    command).
     """
     trust_dir = f"{NODE_HOME}/.config/autoops/node-trust"
     engine.docker("exec", "-i", "-u", "autoops", container, "sh", "-c",
                   f"mkdir -p {trust_dir} && cat > {trust_dir}/lab.pub",
                   stdin=public_pem.decode())
+    engine.docker("exec", "-i", "-u", "autoops", container, "sh", "-c",
+                  f"cat > {trust_dir}/lab.name", stdin=f"{name}\n")
     engine.docker("exec", "-i", "-u", "autoops", container, "sh", "-c",
                   f"cat > {NODE_HOME}/.ssh/authorized_keys",
                   stdin=f'command="{FORCED_COMMAND}",restrict {pubkey}\n')

@@ -551,7 +551,7 @@ class Runs:
             "hosts": the_plan.hosts}
         ticket = tickets.issue(self.ctx.ticket_key, **bound) if node is None else \
             tickets.sign_node(self.ctx.node_key(the_plan.env), **bound,
-                              content=the_plan.content_digest,
+                              content=the_plan.content_digest, node=node.name,
                               expires=self.ctx.clock() + tickets.NODE_TICKET_TTL)
         sops_env, inline_key = self.ctx.secret_store.run_key(loaded)
         job = None

@@ -86,15 +86,16 @@ def on_node(settings: Settings, ticket: str, *, run_id: str, action: str, env: s
         details={"run_id": run_id or "?"})
     try:
         public = tickets.trusted_node_key(settings.config_dir, env)
+        name = tickets.node_name(settings.config_dir, env)
         declared = set(Policy.load(settings.policy_path).environments)
         digest = content_digest(settings.project_dir,
                                 inventory_path(settings.inventories_dir, env, declared))
     except AutoopsError as exc:
         refused.message = f"{exc.message}; nothing ran"
         raise refused from exc
-    if public is None or not tickets.node_valid(
+    if public is None or name is None or not tickets.node_valid(
             public, ticket, run_id=run_id, action=action, env=env, check_mode=check_mode,
-            params=params, hosts=hosts, content=digest, now=now) \
+            params=params, hosts=hosts, content=digest, node=name, now=now) \
             or not re.fullmatch(RUN_ID, run_id):
         raise refused
 

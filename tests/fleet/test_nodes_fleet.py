@@ -64,11 +64,17 @@ def shape(lab: Lab, run_id: str) -> tuple[list[str], Counter[tuple[str, str, str
 
 
 def test_nodes_check_finds_the_node_ready(app: Autoops, lab: Lab) -> None:
-
-
     done = run_cli(lab.settings, "nodes", "check", "--env", "lab", "--json")
     assert done.status == ExitStatus.OK, done.out + done.err
     assert '"ok": true' in done.out
+    name = "/home/autoops/.config/autoops/node-trust/lab.name"
+    on_node(lab, "sh", "-c", f"echo node9 > {name}")
+    try:
+        wrong = run_cli(lab.settings, "nodes", "check", "--env", "lab", "--json")
+    finally:
+        on_node(lab, "sh", "-c", f"echo node1 > {name}")
+    assert wrong.status == ExitStatus.UNREACHABLE, wrong.out + wrong.err
+    assert "it answers to node9 for lab, not node1" in wrong.out
 
 
 def test_the_controllers_key_runs_the_node_verbs_and_nothing_else(lab: Lab, node: Path) -> None:

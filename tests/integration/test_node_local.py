@@ -60,6 +60,7 @@ def app(settings: Settings, project: Path, node_home: Path,
     trust = node_home / ".config" / "autoops" / "node-trust"
     trust.mkdir(parents=True)
     (trust / "local.pub").write_bytes(application.context.node_trust("local"))
+    (trust / "local.name").write_text("here\n")
     return application
 
 
@@ -112,6 +113,20 @@ def test_content_that_is_not_what_was_approved_runs_nothing(
 
     monkeypatch.setattr(tickets, "sign_node", other_content)
     with pytest.raises(NodeFailedError, match="this content"):
+        app.run(RunRequest("test-echo", "local", {"text": "x", "dest": str(marker)}))
+    assert not marker.exists()
+
+
+def test_a_job_for_another_node_of_the_environment_runs_nothing(
+        app: Autoops, node_home: Path, tmp_path: Path) -> None:
+    """The job is signed for node ``here``; this node now answers to ``there``."""
+    marker = tmp_path / "ran"
+    names = node_home / ".config" / "autoops" / "node-trust"
+    (names / "local.name").write_text("there\n")
+    with pytest.raises(NodeFailedError, match=r"this node \(there\)"):
+        app.run(RunRequest("test-echo", "local", {"text": "x", "dest": str(marker)}))
+    (names / "local.name").unlink()
+    with pytest.raises(NodeFailedError, match="this node has no name for local"):
         app.run(RunRequest("test-echo", "local", {"text": "x", "dest": str(marker)}))
     assert not marker.exists()
 
@@ -218,7 +233,8 @@ def test_a_signed_node_ticket_is_good_only_inside_the_nodes_own_run(
     ticket = tickets.sign_node(
         app.context.node_key("local"), run_id=run_id, action="health", env="local",
         check_mode=False, params=the_plan.resolved.params, hosts=the_plan.hosts,
-        content=the_plan.content_digest, expires=app.context.clock() + tickets.NODE_TICKET_TTL)
+        content=the_plan.content_digest, node="here",
+        expires=app.context.clock() + tickets.NODE_TICKET_TTL)
     extra = {"autoops_run_id": run_id, "autoops_actor": "tester", "autoops_env": "local",
              "autoops_action": "health", "autoops_check_mode": False,
              "autoops_ticket": ticket, "autoops_hosts": list(the_plan.hosts)}

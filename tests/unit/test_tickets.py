@@ -67,8 +67,11 @@ DIGEST = "sha256:" + "c" * 64
 NOW = datetime(2026, 12, 7, 10, 15, tzinfo=UTC)
 
 
+NODE = "node1"
+
+
 def _signed(private: bytes, **changes: Any) -> str:
-    return tickets.sign_node(private, **{**RUN, "content": DIGEST,
+    return tickets.sign_node(private, **{**RUN, "content": DIGEST, "node": NODE,
                                          "expires": NOW + tickets.NODE_TICKET_TTL, **changes})
 
 
@@ -76,16 +79,17 @@ def test_a_node_ticket_is_the_controllers_signature_over_the_run_and_its_content
     private, public = grants.generate_keypair()
     ticket = _signed(private)
     assert ticket.startswith(tickets.NODE_PREFIX)
-    assert tickets.node_valid(public, ticket, **RUN, content=DIGEST, now=NOW)
+    assert tickets.node_valid(public, ticket, **RUN, content=DIGEST, node=NODE, now=NOW)
     assert not tickets.node_valid(grants.generate_keypair()[1], ticket, **RUN, content=DIGEST,
-                                  now=NOW), "another controller's signature"
-    assert not tickets.node_valid(public, ticket, **RUN, content="sha256:" + "d" * 64, now=NOW)
-    assert not tickets.node_valid(public, ticket, **RUN, content=DIGEST,
+                                  node=NODE, now=NOW), "another controller's signature"
+    assert not tickets.node_valid(public, ticket, **RUN, content="sha256:" + "d" * 64,
+                                  node=NODE, now=NOW)
+    assert not tickets.node_valid(public, ticket, **RUN, content=DIGEST, node=NODE,
                                   now=NOW + tickets.NODE_TICKET_TTL + timedelta(seconds=1))
     later = ticket.replace(tickets.NODE_PREFIX + str(int((NOW + tickets.NODE_TICKET_TTL)
                                                          .timestamp())),
                            tickets.NODE_PREFIX + str(int(NOW.timestamp()) + 86400))
-    assert not tickets.node_valid(public, later, **RUN, content=DIGEST, now=NOW), \
+    assert not tickets.node_valid(public, later, **RUN, content=DIGEST, node=NODE, now=NOW), \
         "the expiry is signed too"
 
 
@@ -97,12 +101,31 @@ def test_a_node_ticket_is_the_controllers_signature_over_the_run_and_its_content
 def test_a_node_ticket_fits_no_other_run(field: str, value: Any) -> None:
     private, public = grants.generate_keypair()
     assert not tickets.node_valid(public, _signed(private), **{**RUN, field: value},
-                                  content=DIGEST, now=NOW)
+                                  content=DIGEST, node=NODE, now=NOW)
+
+
+def test_a_node_ticket_holds_on_its_own_node_only() -> None:
+    """A job signed for node1, replayed to node2 of the same environment: refused there."""
+    private, public = grants.generate_keypair()
+    ticket = _signed(private)
+    assert tickets.node_valid(public, ticket, **RUN, content=DIGEST, node=NODE, now=NOW)
+    assert not tickets.node_valid(public, ticket, **RUN, content=DIGEST, node="node2", now=NOW)
+
+
+def test_a_node_reads_its_name_and_refuses_a_file_that_is_not_one(tmp_path: Path) -> None:
+    assert tickets.node_name(tmp_path, "staging") is None
+    (tmp_path / "node-trust").mkdir()
+    (tmp_path / "node-trust" / "staging.name").write_text("node-2\n")
+    assert tickets.node_name(tmp_path, "staging") == "node-2"
+    for bad in ("", "Node2", "node2 node3", "-n", "a" * 33, "node2\nnode3"):
+        (tmp_path / "node-trust" / "staging.name").write_text(bad)
+        with pytest.raises(StateError):
+            tickets.node_name(tmp_path, "staging")
 
 
 @given(st.text(max_size=120))
 def test_no_made_up_text_is_a_valid_node_ticket(text: str) -> None:
-    assert not tickets.node_valid(PUBLIC, text, **RUN, content=DIGEST, now=NOW)
+    assert not tickets.node_valid(PUBLIC, text, **RUN, content=DIGEST, node=NODE, now=NOW)
 
 
 def test_a_node_takes_each_run_once_and_remembers_it_past_the_tickets_expiry(
