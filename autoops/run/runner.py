@@ -731,18 +731,21 @@ def _rc(data_dir: Path) -> int:
 # -- the node's end: the worker, once autoops.node has checked the job ------------------
 
 
-def work(kwargs: Mapping[str, Any], data_dir: Path, output: IO[bytes],
-         stop: threading.Event) -> tuple[str, int]:
+def work(kwargs: Mapping[str, Any], data_dir: Path, environ: Mapping[str, str],
+         output: IO[bytes], stop: threading.Event) -> tuple[str, int]:
     """Run a checked job with ansible-runner's worker; its events go to ``output``.
 
     ``kwargs`` are the job's, as :mod:`autoops.node` rebuilt them from what it checked;
-    the project is unpacked in ``data_dir`` already. The worker streams statuses and
-    events, never the artifacts (the controller has no use for them, and would have to
-    unpack files a node chose).
+    the project is unpacked in ``data_dir`` already; ``environ`` is the run's whole
+    environment (ansible-runner hands this process's to ansible-playbook, so it replaces
+    it). The worker streams statuses and events, never the artifacts (the controller has
+    no use for them, and would have to unpack files a node chose).
     """
     from ansible_runner.streaming import Worker  # noqa: PLC0415 - only on a node
 
     _prompt_close()
+    os.environ.clear()
+    os.environ.update(environ)
 
     class _Worker(Worker):  # type: ignore[misc] # untyped base
         def artifacts_handler(self, _artifact_dir: str) -> None:

@@ -68,6 +68,14 @@ def test_the_os_user_is_not_taken_from_user_or_logname() -> None:
     assert settings.os_user == pwd.getpwuid(os.getuid()).pw_name
 
 
+def test_an_execution_node_reads_what_the_controller_asked_for_here_only() -> None:
+    """autoops.node's forced command takes sshd's SSH_ORIGINAL_COMMAND from settings."""
+    asked = Settings.from_environ({"HOME": "/h", "SSH_ORIGINAL_COMMAND": "python3 -m x info"})
+    assert asked.ssh_original_command == "python3 -m x info"
+    assert Settings.from_environ({"HOME": "/h"}).ssh_original_command is None
+    assert "SSH_ORIGINAL_COMMAND" not in asked.child_environ()
+
+
 def test_zone_data_ignores_pythontzpath(tmp_path: Path) -> None:
     """A fake UTC zone on PYTHONTZPATH must not move change windows."""
     fake = tmp_path / "zones"
